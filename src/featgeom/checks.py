@@ -1,0 +1,44 @@
+"""Input checks shared by every stage: turn bad arrays into clear featgeom errors.
+
+Each check returns a clean float64 (or requested dtype) NumPy array, or raises a
+:class:`~featgeom.errors.FeatgeomError` subclass whose message names the argument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from featgeom.errors import DataError, ShapeError
+
+
+def as_matrix(x: object, name: str, dtype: type = np.float64) -> np.ndarray:
+    """Return ``x`` as a finite 2-D array of shape (n_items, dim).
+
+    Raises ShapeError when ``x`` is not 2-D or has no rows/columns, DataError on NaN/inf.
+    """
+    try:
+        arr = np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: cannot be read as a numeric array ({exc})") from None
+    if arr.ndim != 2:
+        raise ShapeError(f"{name}: expected a 2-D array (n_items, dim), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ShapeError(f"{name}: array is empty (shape {arr.shape})")
+    check_finite(arr, name)
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise DataError naming ``name`` and the count of bad entries if ``arr`` has NaN or inf."""
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise DataError(f"{name}: contains {bad} NaN or infinite value(s)")
+
+
+def check_same_rows(x: np.ndarray, y: np.ndarray, names: tuple[str, str] = ("x", "y")) -> None:
+    """Raise ShapeError unless ``x`` and ``y`` have the same number of rows (paired items)."""
+    if x.shape[0] != y.shape[0]:
+        raise ShapeError(
+            f"{names[0]} has {x.shape[0]} rows but {names[1]} has {y.shape[0]}: "
+            "paired inputs need the same number of rows"
+        )

@@ -1,0 +1,49 @@
+"""``featgeom family create|show``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from featgeom.errors import ConfigError
+
+family_app = typer.Typer(help="Build and inspect model families.", no_args_is_help=True)
+
+
+def read_config_file(path: Path) -> dict:
+    """Parse a YAML (or JSON) config file into a mapping; ConfigError on unreadable or bad YAML."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+@family_app.command("create")
+def create(config: Path = typer.Argument(..., help="Family config (YAML)."),
+           out: Path = typer.Option(..., "--out", help="Artifact directory to write.")) -> None:
+    """Build a family from CONFIG and store it in OUT; print a JSON summary."""
+    from featgeom.family import FamilyConfig, build_family, save
+
+    cfg = FamilyConfig.from_dict(read_config_file(config))
+    family = build_family(cfg)
+    family_id = save(family, out)
+    typer.echo(json.dumps({"id": family_id, "path": str(out), **family.summary()}))
+
+
+@family_app.command("show")
+def show(path: Path = typer.Argument(..., help="Family artifact directory.")) -> None:
+    """Verify and describe a stored family (JSON)."""
+    from featgeom.family import load
+    from featgeom.store import read_artifact
+
+    family = load(path)
+    typer.echo(json.dumps({"id": read_artifact(path).id, "path": str(path), **family.summary()}))

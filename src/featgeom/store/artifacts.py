@@ -1,0 +1,144 @@
+"""Immutable, content-addressed artifacts: a directory of config JSON + safetensors + manifest.
+
+Layout of an artifact directory::
+
+    manifest.json        {"format", "kind", "id", "generator", "files": {name: sha256}}
+    config.json          the canonical config the artifact was built from
+    meta.json            small JSON metadata (names, summary numbers)
+    arrays.safetensors   every array, by name
+
+The id is sha256(canonical JSON of kind + config + generator version)[:16], so the same config
+built by the same generator gets the same id.  Writes go to a temporary sibling directory that is
+renamed into place only when complete (a killed write leaves no half artifact); reads verify the
+id and every file's sha256 and raise ArtifactError on any mismatch, missing or truncated file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featgeom.errors import ArtifactError
+
+FORMAT = "featgeom-artifact/1"
+FILES = ("config.json", "meta.json", "arrays.safetensors")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A loaded artifact: its id, kind, config and meta dicts, and arrays by name."""
+
+    id: str
+    kind: str
+    config: dict[str, Any]
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON text (sorted keys, no extra whitespace)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def artifact_id(kind: str, config: dict[str, Any], generator: str) -> str:
+    """sha256 of the canonical JSON of (kind, config, generator), first 16 hex digits."""
+    text = canonical_json({"kind": kind, "config": config, "generator": generator})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_artifact(
+    path: str | Path, kind: str, config: dict[str, Any], meta: dict[str, Any],
+    arrays: dict[str, np.ndarray], generator: str,
+) -> str:
+    """Write an artifact atomically to directory ``path``; return its id.
+
+    If ``path`` already holds a valid artifact with the same id, nothing is written; if it holds
+    anything else, ArtifactError (artifacts are immutable).
+    """
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    aid = artifact_id(kind, config, generator)
+    if path.exists():
+        existing = read_artifact(path)
+        if existing.id != aid:
+            raise ArtifactError(f"{path}: already holds artifact {existing.id}, refusing to overwrite with {aid}")
+        return aid
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        _write_text(tmp / "config.json", json.dumps(config, sort_keys=True, indent=2))
+        _write_text(tmp / "meta.json", json.dumps(meta, sort_keys=True, indent=2))
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "arrays.safetensors"))
+        manifest = {"format": FORMAT, "kind": kind, "id": aid, "generator": generator,
+                    "files": {name: _sha256(tmp / name) for name in FILES}}
+        _write_text(tmp / "manifest.json", json.dumps(manifest, sort_keys=True, indent=2))
+        _fsync_dir(tmp)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return aid
+
+
+def read_artifact(path: str | Path, kind: str | None = None) -> Artifact:
+    """Load and verify an artifact directory (ids, hashes, kind); ArtifactError on any problem."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    manifest = _read_json(path / "manifest.json", path)
+    if manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not a featgeom artifact (format {manifest.get('format')!r})")
+    if kind is not None and manifest.get("kind") != kind:
+        raise ArtifactError(f"{path}: holds a {manifest.get('kind')!r} artifact, expected {kind!r}")
+    for name in FILES:
+        if not (path / name).is_file():
+            raise ArtifactError(f"{path}: missing {name}")
+        digest = _sha256(path / name)
+        if digest != manifest["files"].get(name):
+            raise ArtifactError(f"{path}: {name} is corrupted or truncated (sha256 mismatch)")
+    config = _read_json(path / "config.json", path)
+    if artifact_id(manifest["kind"], config, manifest["generator"]) != manifest["id"]:
+        raise ArtifactError(f"{path}: config does not match artifact id {manifest['id']}")
+    try:
+        arrays = load_file(str(path / "arrays.safetensors"))
+    except (SafetensorError, OSError) as exc:
+        raise ArtifactError(f"{path}: arrays.safetensors unreadable ({exc})") from None
+    return Artifact(manifest["id"], manifest["kind"], config, _read_json(path / "meta.json", path), arrays)
+
+
+def _read_json(file: Path, root: Path) -> Any:
+    try:
+        return json.loads(file.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{root}: missing {file.name} (not an artifact directory?)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{root}: {file.name} is corrupted ({exc})") from None
+
+
+def _write_text(file: Path, text: str) -> None:
+    file.write_text(text)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush every file of ``path`` to disk before the directory is renamed into place."""
+    for name in os.listdir(path):
+        with open(path / name, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

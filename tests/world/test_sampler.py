@@ -1,0 +1,59 @@
+"""Unit tests of the fast sampler's pieces (the equivalence with SAELens is tested separately)."""
+
+import numpy as np
+import pytest
+
+from featgeom.errors import ConfigError
+from featgeom.world.sampler import FeatureBatch, bernoulli_grid
+
+
+def test_bernoulli_grid_rates_and_independence():
+    rng = np.random.default_rng(0)
+    p = np.array([0.0, 0.003, 0.05, 0.5, 0.97, 1.0])
+    n = 200_000
+    rows, cols = bernoulli_grid(p, n, rng)
+    counts = np.bincount(cols, minlength=p.size)
+    se = np.sqrt(n * p * (1 - p)) + 1e-12
+    assert counts[0] == 0 and counts[-1] == n
+    assert np.all(np.abs(counts[1:-1] - n * p[1:-1]) < 5 * se[1:-1])
+    assert rows.min() >= 0 and rows.max() < n
+    # no duplicate (row, col) and successes spread uniformly over rows
+    keys = rows * p.size + cols
+    assert np.unique(keys).size == keys.size
+    mid = rows[cols == 3]
+    assert abs(np.mean(mid < n / 2) - 0.5) < 0.01
+
+
+def test_bernoulli_grid_extends_when_budget_runs_out():
+    # with n small and p near 1 every row needs drawing; budgets are exceeded and extended
+    rng = np.random.default_rng(1)
+    rows, cols = bernoulli_grid(np.array([0.999, 0.9]), 50, rng)
+    assert np.bincount(cols, minlength=2)[0] >= 45
+
+
+def test_sampler_is_deterministic_and_seed_dependent(tiny_world):
+    a = tiny_world.sampler(seed=3).sample_features(500)
+    b = tiny_world.sampler(seed=3).sample_features(500)
+    c = tiny_world.sampler(seed=4).sample_features(500)
+    assert np.array_equal(a.indices, b.indices) and np.array_equal(a.values, b.values)
+    assert not np.array_equal(a.to_dense(), c.to_dense())
+
+
+def test_hidden_is_acts_times_vectors_plus_bias(tiny_world):
+    hidden, batch = tiny_world.sampler(seed=0).sample(300)
+    expected = batch.to_dense() @ tiny_world.feature_vectors + tiny_world.bias
+    np.testing.assert_allclose(hidden, expected, atol=1e-4)
+    assert hidden.shape == (300, tiny_world.hidden_dim)
+    assert np.all(batch.values > 0)
+
+
+def test_feature_batch_views_agree():
+    batch = FeatureBatch.from_coo(np.array([1, 0, 1]), np.array([2, 1, 0]), np.array([3.0, 1.0, 2.0]), (3, 4))
+    np.testing.assert_array_equal(batch.to_dense(), [[0, 1, 0, 0], [2, 0, 3, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(batch.l0(), [1, 2, 0])
+    np.testing.assert_array_equal(batch.rows, [0, 1, 1])
+
+
+def test_bad_sample_count(tiny_world):
+    with pytest.raises(ConfigError, match="n: number of samples"):
+        tiny_world.sampler().sample_features(0)
