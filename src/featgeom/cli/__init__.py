@@ -12,6 +12,7 @@ from featgeom.errors import FeatgeomError
 app = typer.Typer(help="featgeom: synthetic benchmarking of universal feature geometry.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.add_typer(family_app, name="family")
+# further command groups register here, one line each (e.g. app.add_typer(sae_app, name="sae"))
 
 
 def main() -> None:
