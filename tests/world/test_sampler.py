@@ -39,6 +39,19 @@ def test_sampler_is_deterministic_and_seed_dependent(tiny_world):
     assert not np.array_equal(a.to_dense(), c.to_dense())
 
 
+def test_workers_are_deterministic_and_split_the_batch(tiny_world):
+    a, b = tiny_world.sampler(seed=3, workers=2), tiny_world.sampler(seed=3, workers=2)
+    first, second = a.sample_features(1001), b.sample_features(1001)
+    assert first.shape == (1001, tiny_world.num_features)
+    assert np.array_equal(first.indptr, second.indptr) and np.array_equal(first.values, second.values)
+    # part p of call i is drawn with seed (seed, i, p): the worker's half equals a direct draw
+    direct = a.law.draw(501, np.random.default_rng(np.random.SeedSequence(3, spawn_key=(0, 1))))
+    np.testing.assert_array_equal(first.to_dense()[500:], direct.to_dense())
+    assert not np.array_equal(a.sample_features(1001).to_dense(), first.to_dense())  # next call, new draws
+    a.close()
+    b.close()
+
+
 def test_hidden_is_acts_times_vectors_plus_bias(tiny_world):
     hidden, batch = tiny_world.sampler(seed=0).sample(300)
     expected = batch.to_dense() @ tiny_world.feature_vectors + tiny_world.bias
@@ -54,6 +67,8 @@ def test_feature_batch_views_agree():
     np.testing.assert_array_equal(batch.rows, [0, 1, 1])
 
 
-def test_bad_sample_count(tiny_world):
+def test_bad_sample_count_and_workers(tiny_world):
     with pytest.raises(ConfigError, match="n: number of samples"):
         tiny_world.sampler().sample_features(0)
+    with pytest.raises(ConfigError, match="workers"):
+        tiny_world.sampler(workers=0)

@@ -87,10 +87,14 @@ def hierarchy_violations(world, acts: np.ndarray) -> int:
     return bad
 
 
-@pytest.fixture(scope="module", params=["tiny_world", "plain_world", "flat_world"])
+@pytest.fixture(scope="module", params=[("tiny_world", 1), ("tiny_world", 2), ("plain_world", 1), ("flat_world", 1)],
+                ids=["tiny", "tiny-2-workers", "plain", "flat"])
 def sampled(request):
-    world = request.getfixturevalue(request.param)
-    ours = world.sampler(seed=11).sample_features(N).to_dense()
+    name, workers = request.param
+    world = request.getfixturevalue(name)
+    sampler = world.sampler(seed=11, workers=workers)
+    ours = sampler.sample_features(N).to_dense()
+    sampler.close()
     return world, ours, saelens_features(world, N)
 
 
@@ -129,13 +133,14 @@ def tiny_reference(tiny_world):
 def broken_sampler(world, breakage: str) -> FastSampler:
     """A sampler with one rule of the law switched off."""
     sampler = world.sampler(seed=11)
+    law = sampler.law
     if breakage == "no_exclusion":
-        sampler._mutual_exclusion = lambda event, parents: np.ones(event.size, dtype=bool)
+        law._mutual_exclusion = lambda event, parents, rng: np.ones(event.size, dtype=bool)
     elif breakage == "no_scaling":
-        sampler.scale_children = np.zeros_like(sampler.scale_children)
+        law.scale_children = np.zeros_like(law.scale_children)
     elif breakage == "no_correlation":
-        sampler.factor = np.zeros_like(sampler.factor)
-        sampler.top_factor = np.zeros_like(sampler.top_factor)
+        law.factor = np.zeros_like(law.factor)
+        law.top_factor = np.zeros_like(law.top_factor)
     return sampler
 
 

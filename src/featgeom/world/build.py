@@ -73,11 +73,11 @@ class World:
                    correlation_diag=arrays.get("correlation_diag"),
                    **{k: v for k, v in arrays.items() if not k.startswith("correlation_")})
 
-    def sampler(self, seed: int = 0) -> Any:
+    def sampler(self, seed: int = 0, workers: int = 1) -> Any:
         """A fast exact sampler of this world's activations (see :mod:`featgeom.world.sampler`)."""
         from featgeom.world.sampler import FastSampler
 
-        return FastSampler(self, seed=seed)
+        return FastSampler(self, seed=seed, workers=workers)
 
     def to_saelens(self) -> SyntheticModel:
         """The same world as a SAELens ``SyntheticModel`` (for reference sampling and evals)."""

@@ -23,6 +23,9 @@ constraints against SAELens's own sampler (``tests/world/test_sampler_equivalenc
 
 from __future__ import annotations
 
+import multiprocessing
+import weakref
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,6 +61,14 @@ class FeatureBatch:
         csr.sort_indices()
         return cls(csr.indptr, csr.indices, csr.data, shape)
 
+    @classmethod
+    def vstack(cls, batches: list[FeatureBatch]) -> FeatureBatch:
+        """Concatenate batches of the same number of features along the sample axis."""
+        offsets = np.cumsum([0] + [b.indices.size for b in batches[:-1]])
+        indptr = np.concatenate([[0]] + [b.indptr[1:] + off for b, off in zip(batches, offsets)])
+        return cls(indptr, np.concatenate([b.indices for b in batches]), np.concatenate([b.values for b in batches]),
+                   (sum(b.shape[0] for b in batches), batches[0].shape[1]))
+
     @property
     def rows(self) -> np.ndarray:
         """Row index of every stored value, (nnz,) int64."""
@@ -86,17 +97,14 @@ class FeatureBatch:
         return out.numpy()
 
 
-class FastSampler:
-    """Exact sparse sampler for a :class:`~featgeom.world.build.World` (see module docstring).
+class SamplingLaw:
+    """The precomputed law of a world's feature activations; ``draw(n, rng)`` samples it.
 
-    ``sample_features(n)`` -> FeatureBatch; ``sample(n)`` -> (hidden (n, d) float32, FeatureBatch).
-    Same world + same seed -> same numbers.
+    Holds only what sampling needs (no feature directions), so it is cheap to send to workers.
     """
 
-    def __init__(self, world: World, seed: int = 0) -> None:
-        self.world = world
+    def __init__(self, world: World) -> None:
         self.num_features = world.num_features
-        self.rng = np.random.default_rng(seed)
         self.prob = world.firing_probabilities.astype(np.float64)
         self.mean = world.mean_magnitudes
         self.std = world.std_magnitudes
@@ -107,13 +115,14 @@ class FastSampler:
             # float32 erfinv exactly as SAELens computes its thresholds
             p32 = torch.from_numpy(world.firing_probabilities)
             self.threshold = (np.sqrt(2) * torch.erfinv(1 - 2 * p32)).numpy().astype(np.float64)
-        self._init_children(world.parent)
+        self._init_children(world)
         self._init_top_level(world.parent)
 
-    def _init_children(self, parent: np.ndarray) -> None:
+    def _init_children(self, world: World) -> None:
         """CSR layout of the forest: children of node i are child_ids[child_ptr[i]:child_ptr[i+1]]."""
-        self.me_children = self.world.me_children
-        self.scale_children = self.world.scale_children
+        parent = world.parent
+        self.me_children = world.me_children
+        self.scale_children = world.scale_children
         order = np.argsort(parent, kind="stable")
         self.child_ids = order[parent[order] >= 0]
         self.num_children = np.bincount(parent[self.child_ids], minlength=self.num_features)
@@ -139,55 +148,49 @@ class FastSampler:
         self.candidate_prob = ndtr(-self.cand_c)
 
     # --------------------------------------------------------------- sampling
-    def sample(self, n: int) -> tuple[np.ndarray, FeatureBatch]:
-        """Hidden activations (n, d) = acts @ feature_vectors + bias, and the feature activations."""
-        batch = self.sample_features(n)
-        return batch.hidden(self.world.feature_vectors, self.world.bias), batch
-
-    def sample_features(self, n: int) -> FeatureBatch:
-        """Feature activations of n samples, drawn from the world's law."""
-        if n < 1:
-            raise ConfigError(f"n: number of samples must be >= 1, got {n}")
-        eps = self.rng.standard_normal((n, self.factor.shape[1]), dtype=np.float32) if self.correlated else None
-        rows, feats = self._fire_top_level(n, eps)
-        values = self._magnitudes(feats)
+    def draw(self, n: int, rng: np.random.Generator) -> FeatureBatch:
+        """Feature activations of n samples, drawn from the world's law with ``rng``."""
+        eps = rng.standard_normal((n, self.factor.shape[1]), dtype=np.float32) if self.correlated else None
+        rows, feats = self._fire_top_level(n, eps, rng)
+        values = self._magnitudes(feats, rng)
         keep = values > 0
         rows, feats, values = rows[keep], feats[keep], values[keep]
         parts = [(rows, feats, values)]
         while rows.size:
-            rows, feats, values = self._next_level(rows, feats, values, eps)
+            rows, feats, values = self._next_level(rows, feats, values, eps, rng)
             parts.append((rows, feats, values))
         rows, feats, values = (np.concatenate(p) for p in zip(*parts))
         return FeatureBatch.from_coo(rows, feats, values, (n, self.num_features))
 
-    def _magnitudes(self, feats: np.ndarray) -> np.ndarray:
+    def _magnitudes(self, feats: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """relu(mean_i + std_i z), z ~ N(0, 1), one per event."""
-        z = self.rng.standard_normal(feats.size, dtype=np.float32)
+        z = rng.standard_normal(feats.size, dtype=np.float32)
         return np.maximum(self.mean[feats] + z * self.std[feats], 0.0)
 
-    def _fire_top_level(self, n: int, eps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _fire_top_level(self, n: int, eps: np.ndarray | None, rng: np.random.Generator):
+        """(rows, features) of the top-level features that fire."""
         if not self.correlated:
-            rows, local = bernoulli_grid(self.candidate_prob, n, self.rng)
+            rows, local = bernoulli_grid(self.candidate_prob, n, rng)
             return rows, self.top[local]
-        found = [self._fire_top_chunk(eps[start:start + _CHUNK], start) for start in range(0, n, _CHUNK)]
+        found = [self._fire_top_chunk(eps[start:start + _CHUNK], start, rng) for start in range(0, n, _CHUNK)]
         return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
-    def _fire_top_chunk(self, eps: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    def _fire_top_chunk(self, eps: np.ndarray, offset: int, rng: np.random.Generator):
         """Top-level firing for one chunk of rows (see module docstring, step 1)."""
         n_rows = eps.shape[0]
         a_t = self.top_factor @ eps.T  # (N_top, C): eps_r . F_i, feature-major
-        rows, local = bernoulli_grid(self.candidate_prob, n_rows, self.rng)
+        rows, local = bernoulli_grid(self.candidate_prob, n_rows, rng)
         flat = local * n_rows + rows
         u = self._gap(a_t.ravel().take(flat), local)
         # P(eta > u | eta > c) = Phi(-u) / Phi(-c), which is >= 1 (always fire) when u < c
-        accept = self.rng.random(rows.size) * self.candidate_prob[local] < ndtr(-u)
+        accept = rng.random(rows.size) * self.candidate_prob[local] < ndtr(-u)
         violation = a_t > self.violation_level[:, None]
         violation.ravel()[flat] = False  # candidates are handled above
         v_flat = np.flatnonzero(violation)
         v_local, v_rows = np.divmod(v_flat, n_rows)
         u_v = self._gap(a_t.ravel().take(v_flat), v_local)
         below_c = ndtr(self.cand_c[v_local])
-        fire = self.rng.random(v_rows.size) * below_c < below_c - ndtr(u_v)  # P(u < eta <= c | eta <= c)
+        fire = rng.random(v_rows.size) * below_c < below_c - ndtr(u_v)  # P(u < eta <= c | eta <= c)
         rows = np.concatenate([rows[accept], v_rows[fire]]) + offset
         local = np.concatenate([local[accept], v_local[fire]])
         return rows, self.top[local]
@@ -197,7 +200,8 @@ class FastSampler:
         feats = self.top[local]
         return (self.threshold[feats] - a) / self.diag_sqrt[feats]
 
-    def _next_level(self, rows: np.ndarray, feats: np.ndarray, values: np.ndarray, eps: np.ndarray | None):
+    def _next_level(self, rows: np.ndarray, feats: np.ndarray, values: np.ndarray, eps: np.ndarray | None,
+                    rng: np.random.Generator):
         """Children of the active (row, parent) events: fire, magnitudes, exclusion, scaling."""
         n_child = self.num_children[feats]
         has = n_child > 0
@@ -209,20 +213,20 @@ class FastSampler:
         if self.correlated:
             a = np.einsum("ij,ij->i", eps.take(child_rows, axis=0), self.factor.take(child, axis=0))
             u = (self.threshold[child] - a) / self.diag_sqrt[child]
-            fired = self.rng.standard_normal(child.size) > u
+            fired = rng.standard_normal(child.size) > u
         else:
-            fired = self.rng.random(child.size) < self.prob[child]
+            fired = rng.random(child.size) < self.prob[child]
         event, child, child_rows = event[fired], child[fired], child_rows[fired]
-        vals = self._magnitudes(child)
+        vals = self._magnitudes(child, rng)
         active = vals > 0
         event, child, child_rows, vals = event[active], child[active], child_rows[active], vals[active]
-        survive = self._mutual_exclusion(event, parents)
+        survive = self._mutual_exclusion(event, parents, rng)
         event, child, child_rows, vals = event[survive], child[survive], child_rows[survive], vals[survive]
         p = parents[event]
         scale = np.where(self.scale_children[p], parent_vals[event] / self.mean[p], 1.0)
         return child_rows, child, (vals * scale).astype(np.float32)
 
-    def _mutual_exclusion(self, event: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    def _mutual_exclusion(self, event: np.ndarray, parents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Mask keeping, per parent event with exclusive children, one uniformly random active child.
 
         ``event`` is sorted (children are generated parent event by parent event), so each group
@@ -234,10 +238,72 @@ class FastSampler:
             return keep
         groups = event[idx]
         starts = np.flatnonzero(np.concatenate([[True], groups[1:] != groups[:-1]]))
-        score = self.rng.random(idx.size)
+        score = rng.random(idx.size)
         best = np.maximum.reduceat(score, starts)
         keep[idx] = score == np.repeat(best, np.diff(np.append(starts, idx.size)))
         return keep
+
+
+class FastSampler:
+    """Exact sparse sampler for a :class:`~featgeom.world.build.World` (see module docstring).
+
+    ``sample_features(n)`` -> FeatureBatch; ``sample(n)`` -> (hidden (n, d) float32, FeatureBatch).
+    Call i splits its n samples into ``workers`` parts; part p is drawn with the generator seeded by
+    (seed, i, p), in a forked worker process when workers > 1 (workers only run NumPy/SciPy code).
+    Same world, seed, workers and sequence of calls -> same numbers, whichever process drew them.
+    """
+
+    def __init__(self, world: World, seed: int | np.random.SeedSequence = 0, workers: int = 1) -> None:
+        if workers < 1:
+            raise ConfigError(f"workers: must be >= 1, got {workers}")
+        self.world = world
+        self.law = SamplingLaw(world)
+        self.seed = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+        self.workers = workers
+        self._calls = 0
+        self._pool: ProcessPoolExecutor | None = None
+
+    def sample(self, n: int) -> tuple[np.ndarray, FeatureBatch]:
+        """Hidden activations (n, d) = acts @ feature_vectors + bias, and the feature activations."""
+        batch = self.sample_features(n)
+        return batch.hidden(self.world.feature_vectors, self.world.bias), batch
+
+    def sample_features(self, n: int) -> FeatureBatch:
+        """Feature activations of n samples, drawn from the world's law."""
+        if n < 1:
+            raise ConfigError(f"n: number of samples must be >= 1, got {n}")
+        sizes = [size for size in np.diff(np.linspace(0, n, self.workers + 1).astype(int)) if size > 0]
+        seeds = [np.random.SeedSequence(self.seed.entropy, spawn_key=(*self.seed.spawn_key, self._calls, p))
+                 for p in range(len(sizes))]
+        self._calls += 1
+        if len(sizes) == 1:
+            return self.law.draw(sizes[0], np.random.default_rng(seeds[0]))
+        return FeatureBatch.vstack(list(self._executor().map(_draw_in_worker, sizes, seeds)))
+
+    def close(self) -> None:
+        """Shut down the worker processes (if any)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_init_worker, initargs=(self.law,))
+            weakref.finalize(self, self._pool.shutdown, wait=False)
+        return self._pool
+
+
+_WORKER_LAW: SamplingLaw | None = None
+
+
+def _init_worker(law: SamplingLaw) -> None:
+    global _WORKER_LAW
+    _WORKER_LAW = law
+
+
+def _draw_in_worker(n: int, seed: np.random.SeedSequence) -> FeatureBatch:
+    return _WORKER_LAW.draw(n, np.random.default_rng(seed))
 
 
 def bernoulli_grid(prob: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,32 @@
+"""Pairing SAE latents across two models.
+
+* :func:`activation_correlation` - Pearson correlation of every A latent with every B latent
+  from sparse sufficient statistics (dense, scipy.sparse or streamed inputs), full or top-k.
+* :func:`pair` - pair latents from correlations (many_to_one, one_to_many, mutual, greedy,
+  hungarian), with a threshold and keep masks.
+* :func:`pair_by_decoder_cosine` - the same modes on |cosine| between decoder rows.
+* :func:`pair_by_correspondence` - pairs from a ground-truth correspondence matrix.
+* :func:`soft_correspondence` - a soft many-to-many correspondence in [0, 1] (entropic matching).
+"""
+
+from featgeom.match.correlation import (
+    CorrelationAccumulator,
+    CorrelationResult,
+    activation_correlation,
+)
+from featgeom.match.correspondence import pair_by_correspondence
+from featgeom.match.decoder import pair_by_decoder_cosine
+from featgeom.match.pairing import MODES, Pairing, pair
+from featgeom.match.soft import soft_correspondence
+
+__all__ = [
+    "MODES",
+    "CorrelationAccumulator",
+    "CorrelationResult",
+    "Pairing",
+    "activation_correlation",
+    "pair",
+    "pair_by_correspondence",
+    "pair_by_decoder_cosine",
+    "soft_correspondence",
+]

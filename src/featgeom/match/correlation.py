@@ -1,0 +1,418 @@
+"""Pearson correlation between the latents of two SAEs from sufficient statistics.
+
+For activations A (n, n_a) and B (n, n_b) over the same n samples we accumulate, batch by batch,
+
+    sums s_i = sum_t A_ti,  squares q_i = sum_t A_ti^2  (same for B),  cross S = A^T B (n_a, n_b),
+
+where S is a sparse-sparse product (SAE activations have only tens of nonzeros per row), and
+finish with
+
+    corr_ij = (S_ij - n mu_i mu_j) / (n sd_i sd_j) = S_ij / (n sd_i sd_j) - z_i z_j,  z = mu / sd.
+
+The dense (n_a, n_b) matrix is built one block of rows at a time; with ``top_k`` only each
+latent's best partners are kept, so memory is O(nnz(S) + block) rather than O(n_a n_b).
+(Batches that are not sparse, e.g. Gaussian test data, go through BLAS into a dense S instead.)
+Latents that never fire (dead) or never change (constant) have no correlation: they are listed
+in the result and left out of the matrix, never given a 0 or NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from featgeom.checks import as_matrix, check_finite, check_same_rows
+from featgeom.errors import DataError, ShapeError
+from featgeom.match._topk import both_sides
+from featgeom.match._validate import positive_int, preview
+
+Batch = np.ndarray | sp.csr_array
+
+# Sparse A^T B costs ~sum_t nnz(A_t) nnz(B_t) scattered updates; BLAS costs n n_a n_b FLOPs at a
+# much higher rate. Past this ratio of the two, a batch's cross-product goes through BLAS.
+_DENSE_CROSS_RATIO = 32
+# Rows per batch of a dense in-memory input: about this many bytes of float64.
+_DENSE_BATCH_BYTES = 64 << 20
+# |mean| / std above which raw-moment variances and covariances lose more than ~1e-7.
+_MAX_MEAN_TO_STD = 1e4
+
+
+@dataclass(frozen=True)
+class CorrelationResult:
+    """Pearson correlations between the alive latents of A and B.
+
+    alive_a, alive_b: sorted latent ids that have a correlation; rows/columns of ``matrix``.
+    dead_*: latents never active (all zero); constant_*: active but with zero variance.
+    matrix: (len(alive_a), len(alive_b)) correlations, or None when ``top_k`` was given.
+    top_b_for_a, top_corr_for_a: (len(alive_a), k) ids of each A latent's k best B partners and
+    their correlations, best first, k = min(top_k, len(alive_b)); top_a_for_b, top_corr_for_b:
+    the same for each B latent. Ties at the k-th place are cut arbitrarily.
+    Correlations are clipped to [-1, 1] (a guard against rounding).
+    """
+
+    n_samples: int
+    n_latents_a: int
+    n_latents_b: int
+    alive_a: np.ndarray
+    alive_b: np.ndarray
+    dead_a: np.ndarray
+    dead_b: np.ndarray
+    constant_a: np.ndarray
+    constant_b: np.ndarray
+    matrix: np.ndarray | None = None
+    top_k: int | None = None
+    top_b_for_a: np.ndarray | None = None
+    top_corr_for_a: np.ndarray | None = None
+    top_a_for_b: np.ndarray | None = None
+    top_corr_for_b: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Side:
+    """Finished statistics of one side: alive ids, excluded ids, mean and std of alive latents."""
+
+    alive: np.ndarray
+    dead: np.ndarray
+    constant: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray
+
+
+class _Moments:
+    """Running per-latent count of nonzeros, sum, sum of squares, min and max of one side."""
+
+    def __init__(self, n_latents: int) -> None:
+        self.n_latents = n_latents
+        self.total = np.zeros(n_latents)
+        self.total_sq = np.zeros(n_latents)
+        self.active = np.zeros(n_latents, dtype=np.int64)
+        self.low = np.full(n_latents, np.inf)
+        self.high = np.full(n_latents, -np.inf)
+
+    def update(self, x: Batch) -> None:
+        """Add a batch (rows, n_latents), dense or CSR without explicit zeros."""
+        if isinstance(x, np.ndarray):
+            self.total += x.sum(axis=0)
+            self.total_sq += np.einsum("ij,ij->j", x, x)
+            count = np.count_nonzero(x, axis=0)
+            low, high = x.min(axis=0), x.max(axis=0)
+        else:
+            cols, data = x.indices, x.data
+            self.total += np.bincount(cols, data, self.n_latents)
+            self.total_sq += np.bincount(cols, data * data, self.n_latents)
+            count = np.bincount(cols, minlength=self.n_latents)
+            low, high = np.zeros(self.n_latents), np.zeros(self.n_latents)
+            full = count == x.shape[0]  # no implicit zero in this column
+            low[full], high[full] = np.inf, -np.inf
+            np.minimum.at(low, cols, data)
+            np.maximum.at(high, cols, data)
+        self.active += count
+        np.minimum(self.low, low, out=self.low)
+        np.maximum(self.high, high, out=self.high)
+
+    def finish(self, n: int, name: str) -> _Side:
+        """Split latents into alive/dead/constant; mean and std (population) of alive ones."""
+        alive = np.flatnonzero(self.high > self.low)
+        dead = np.flatnonzero(self.active == 0)
+        constant = np.flatnonzero((self.active > 0) & (self.high == self.low))
+        if alive.size == 0:
+            raise DataError(
+                f"{name}: all {self.n_latents} latents are dead ({dead.size}) or constant "
+                f"({constant.size}) over {n} samples, so no correlation is defined"
+            )
+        mean = self.total[alive] / n
+        sd = np.sqrt(np.maximum(self.total_sq[alive] / n - mean * mean, 0.0))
+        unstable = alive[~(sd * _MAX_MEAN_TO_STD > np.abs(mean))]
+        if unstable.size:
+            raise DataError(
+                f"{name}: latent(s) {preview(unstable)} are nearly constant (|mean| / std > "
+                f"{_MAX_MEAN_TO_STD:g}), so their correlation cannot be computed accurately from "
+                "raw moments; subtract each latent's mean first (correlation is shift-invariant)"
+            )
+        return _Side(alive, dead, constant, mean, sd)
+
+
+class CorrelationAccumulator:
+    """Streams paired batches (batch_a (rows, n_a), batch_b (rows, n_b)) into sufficient statistics.
+
+    Call :meth:`update` once per batch (dense arrays or scipy.sparse matrices), then :meth:`result`.
+    """
+
+    def __init__(self) -> None:
+        self.n_samples = 0
+        self._n_batches = 0
+        self._a: _Moments | None = None
+        self._b: _Moments | None = None
+        self._dense: np.ndarray | None = None
+        self._sparse: sp.csc_array | None = None
+
+    def update(self, batch_a: object, batch_b: object) -> None:
+        """Add one batch of paired samples (same rows in A and B)."""
+        k = self._n_batches
+        self._add(batch_a, batch_b, f"batch_a #{k}", f"batch_b #{k}")
+
+    def _add(self, batch_a: object, batch_b: object, name_a: str, name_b: str) -> None:
+        """Validate a batch pair (errors use ``name_a``/``name_b``) and add its statistics."""
+        a, b = _batch(batch_a, name_a), _batch(batch_b, name_b)
+        check_same_rows(a, b, (name_a, name_b))
+        if self._a is None or self._b is None:
+            self._a, self._b = _Moments(a.shape[1]), _Moments(b.shape[1])
+        _check_width(a, self._a.n_latents, name_a)
+        _check_width(b, self._b.n_latents, name_b)
+        self._a.update(a)
+        self._b.update(b)
+        self._add_cross(a, b)
+        self.n_samples += a.shape[0]
+        self._n_batches += 1
+
+    def _add_cross(self, a: Batch, b: Batch) -> None:
+        """S += a^T b, through BLAS when the batch is dense enough, else sparse-sparse."""
+        products = float(np.dot(_row_nnz(a), _row_nnz(b)))
+        if products * _DENSE_CROSS_RATIO > a.shape[0] * a.shape[1] * b.shape[1]:
+            dense = _as_dense(a).T @ _as_dense(b)
+            self._dense = dense if self._dense is None else self._dense + dense
+        else:
+            part = sp.csc_array(_as_csr(a).T @ _as_csr(b))
+            self._sparse = part if self._sparse is None else self._sparse + part
+
+    def result(self, *, top_k: int | None = None, block_mb: int = 4) -> CorrelationResult:
+        """Finish: full correlation matrix, or each latent's ``top_k`` partners on both sides.
+
+        Work is done ``block_mb`` MiB of dense float64 rows at a time.
+        """
+        if top_k is not None:
+            top_k = positive_int(top_k, "top_k")
+        block_bytes = positive_int(block_mb, "block_mb") << 20
+        if self._a is None or self._b is None or self.n_samples == 0:
+            raise DataError("acts: no samples were given")
+        n = self.n_samples
+        side_a, side_b = self._a.finish(n, "acts_a"), self._b.finish(n, "acts_b")
+        blocks = _CorrBlocks.build(self._cross(), side_a, side_b, n)
+        common = dict(
+            n_samples=n,
+            n_latents_a=self._a.n_latents,
+            n_latents_b=self._b.n_latents,
+            alive_a=side_a.alive,
+            alive_b=side_b.alive,
+            dead_a=side_a.dead,
+            dead_b=side_b.dead,
+            constant_a=side_a.constant,
+            constant_b=side_b.constant,
+        )
+        if top_k is None:
+            matrix = np.empty((side_a.alive.size, side_b.alive.size))
+            blocks.block(0, side_a.alive.size, matrix)
+            np.clip(matrix, -1.0, 1.0, out=matrix)
+            return CorrelationResult(**common, matrix=matrix)
+        shape = (side_a.alive.size, side_b.alive.size)
+        top = both_sides(blocks.block, blocks.transposed().block, shape, top_k, block_bytes)
+        return CorrelationResult(
+            **common,
+            top_k=top_k,
+            top_b_for_a=side_b.alive[top.row_idx],
+            top_corr_for_a=np.clip(top.row_val, -1.0, 1.0),
+            top_a_for_b=side_a.alive[top.col_idx],
+            top_corr_for_b=np.clip(top.col_val, -1.0, 1.0),
+        )
+
+    def _cross(self) -> np.ndarray | sp.csc_array:
+        """The accumulated S = A^T B (n_a, n_b): CSC unless some batch went through BLAS."""
+        if self._dense is None:
+            assert self._sparse is not None
+            return self._sparse
+        if self._sparse is None:
+            return self._dense
+        total = self._dense.copy()
+        coo = self._sparse.tocoo()
+        total[coo.row, coo.col] += coo.data
+        return total
+
+
+class _CorrBlocks:
+    """corr[i, j] = S[i, j] * (row_scale[i] * col_scale[j]) - z_rows[i] * z_cols[j].
+
+    S (n_rows, n_cols) is the raw cross-product restricted to alive latents (dense or CSR),
+    row_scale = 1 / (n sd_a), col_scale = 1 / sd_b, z = mean / sd. Scaling happens block by
+    block, in an order that gives bit-identical values for the transposed blocks.
+    ``cross_t`` optionally holds S^T to spare :meth:`transposed` a conversion.
+    """
+
+    def __init__(
+        self,
+        cross: np.ndarray | sp.csr_array,
+        scales: tuple[np.ndarray, np.ndarray],
+        z: tuple[np.ndarray, np.ndarray],
+        cross_t: np.ndarray | sp.csr_array | None = None,
+    ) -> None:
+        self.cross, self.cross_t = cross, cross_t
+        self.row_scale, self.col_scale = scales
+        self.z_rows, self.z_cols = z
+
+    @classmethod
+    def build(cls, cross: np.ndarray | sp.csc_array, a: _Side, b: _Side, n: int) -> _CorrBlocks:
+        """Blocks of corr between alive latents of A (rows) and B (columns) from S = A^T B."""
+        scales, z = (1.0 / (n * a.sd), 1.0 / b.sd), (a.mean / a.sd, b.mean / b.sd)
+        if isinstance(cross, np.ndarray):
+            return cls(cross[np.ix_(a.alive, b.alive)], scales, z)
+        cross_t = _restrict(sp.csr_array(cross.T), b.alive, a.alive)  # CSC of S is CSR of S^T
+        return cls(sp.csr_array(cross_t.T), scales, z, cross_t)
+
+    def block(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Write correlations of rows start:stop (unclipped) into out (stop - start, n_cols)."""
+        row_scale = self.row_scale[start:stop]
+        np.multiply.outer(-self.z_rows[start:stop], self.z_cols, out=out)
+        if isinstance(self.cross, np.ndarray):
+            out += self.cross[start:stop] * np.multiply.outer(row_scale, self.col_scale)
+            return
+        indptr = self.cross.indptr
+        lo, hi = indptr[start], indptr[stop]
+        counts = np.diff(indptr[start : stop + 1])
+        cols = self.cross.indices[lo:hi]
+        scale = np.repeat(row_scale, counts) * self.col_scale[cols]
+        offsets = np.repeat(np.arange(stop - start) * out.shape[1], counts) + cols
+        out.ravel()[offsets] += self.cross.data[lo:hi] * scale
+
+    def transposed(self) -> _CorrBlocks:
+        """The same correlations with rows and columns swapped (bit-identical values)."""
+        cross_t = self.cross_t
+        if cross_t is None:
+            is_dense = isinstance(self.cross, np.ndarray)
+            cross_t = np.ascontiguousarray(self.cross.T) if is_dense else sp.csr_array(self.cross.T)
+        return _CorrBlocks(
+            cross_t, (self.col_scale, self.row_scale), (self.z_cols, self.z_rows), self.cross
+        )
+
+
+def _restrict(m: sp.csr_array, rows: np.ndarray, cols: np.ndarray) -> sp.csr_array:
+    """m[rows][:, cols] for sorted ids, renumbering columns in O(nnz) (scipy's is much slower)."""
+    if rows.size < m.shape[0]:
+        m = sp.csr_array(m[rows])
+    if cols.size == m.shape[1]:
+        return m
+    position = np.full(m.shape[1], -1, dtype=m.indices.dtype)
+    position[cols] = np.arange(cols.size, dtype=m.indices.dtype)
+    new_cols = position[m.indices]
+    keep = new_cols >= 0
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=m.indptr.dtype)])
+    data, indices = (m.data, new_cols) if keep.all() else (m.data[keep], new_cols[keep])
+    return sp.csr_array((data, indices, kept_before[m.indptr]), shape=(m.shape[0], cols.size))
+
+
+def activation_correlation(
+    acts_a: object,
+    acts_b: object = None,
+    *,
+    top_k: int | None = None,
+    batch_size: int | None = None,
+    block_mb: int = 4,
+) -> CorrelationResult:
+    """Pearson correlation between every latent of A and every latent of B over the same samples.
+
+    acts_a (n, n_a) and acts_b (n, n_b): dense arrays or scipy.sparse matrices; or ``acts_a`` alone
+    as an iterable of (batch_a (rows, n_a), batch_b (rows, n_b)) pairs (streaming, one pass).
+    In-memory inputs are read ``batch_size`` rows at a time (default: all rows when both are
+    sparse, else about 64 MiB of float64). With ``top_k`` the result holds each alive latent's
+    ``top_k`` best partners on both sides instead of the full matrix, computed ``block_mb`` MiB
+    of dense rows at a time.
+    """
+    if top_k is not None:
+        positive_int(top_k, "top_k")
+    positive_int(block_mb, "block_mb")
+    acc = CorrelationAccumulator()
+    if acts_b is None:
+        for k, item in enumerate(_pairs(acts_a)):
+            acc._add(item[0], item[1], f"acts_a batch #{k}", f"acts_b batch #{k}")
+    else:
+        size = None if batch_size is None else positive_int(batch_size, "batch_size")
+        for a, b, rows in _chunks(acts_a, acts_b, size):
+            acc._add(a, b, f"acts_a (rows {rows})", f"acts_b (rows {rows})")
+    return acc.result(top_k=top_k, block_mb=block_mb)
+
+
+def _pairs(stream: object) -> Iterator[tuple[object, object]]:
+    """Validate a stream of (batch_a, batch_b) pairs."""
+    if isinstance(stream, np.ndarray) or sp.issparse(stream):
+        raise ShapeError(
+            "acts_b is missing: pass two activation arrays, "
+            "or one iterable of (batch_a, batch_b) pairs"
+        )
+    if not isinstance(stream, Iterable):
+        raise DataError(
+            f"acts_a: expected an array or an iterable of pairs, got {type(stream).__name__}"
+        )
+    for k, item in enumerate(stream):
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise DataError(f"acts_a: item #{k} of the stream is not a (batch_a, batch_b) pair")
+        yield item[0], item[1]
+
+
+def _chunks(
+    acts_a: object, acts_b: object, batch_size: int | None
+) -> Iterator[tuple[object, object, str]]:
+    """Row chunks (a, b, 'start:stop') of two in-memory activation matrices."""
+    a, b = _whole(acts_a, "acts_a"), _whole(acts_b, "acts_b")
+    check_same_rows(a, b, ("acts_a", "acts_b"))
+    n = a.shape[0]
+    if batch_size is None:
+        both_sparse = sp.issparse(a) and sp.issparse(b)
+        batch_size = (
+            n if both_sparse else max(1, _DENSE_BATCH_BYTES // (8 * max(a.shape[1], b.shape[1])))
+        )
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        yield a[start:stop], b[start:stop], f"{start}:{stop}"
+
+
+def _whole(x: object, name: str) -> np.ndarray | sp.csr_array:
+    """A whole activation matrix as CSR (sparse input) or an uncopied ndarray; 2-D, non-empty."""
+    if sp.issparse(x):
+        m = sp.csr_array(x) if x.ndim == 2 else x
+    else:
+        try:
+            m = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{name}: cannot be read as a numeric array ({exc})") from None
+    if m.ndim != 2 or 0 in m.shape:
+        raise ShapeError(
+            f"{name}: expected a non-empty 2-D array (n_samples, n_latents), got shape {m.shape}"
+        )
+    return m
+
+
+def _batch(x: object, name: str) -> Batch:
+    """One batch as a finite float64 array, or a float64 CSR copy without explicit zeros."""
+    if not sp.issparse(x):
+        return as_matrix(x, name)
+    if x.ndim != 2 or 0 in x.shape:
+        raise ShapeError(f"{name}: expected a non-empty 2-D matrix, got shape {x.shape}")
+    m = sp.csr_array(x, dtype=np.float64, copy=True)
+    check_finite(m.data, name)
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    return m
+
+
+def _check_width(x: Batch, expected: int, name: str) -> None:
+    """ShapeError unless batch ``x`` has ``expected`` columns (latents)."""
+    if x.shape[1] != expected:
+        raise ShapeError(
+            f"{name}: has {x.shape[1]} latents (columns), earlier batches had {expected}"
+        )
+
+
+def _row_nnz(x: Batch) -> np.ndarray:
+    """(rows,) number of nonzeros in each row of a batch."""
+    return np.count_nonzero(x, axis=1) if isinstance(x, np.ndarray) else np.diff(x.indptr)
+
+
+def _as_dense(x: Batch) -> np.ndarray:
+    """The batch as a dense array."""
+    return x if isinstance(x, np.ndarray) else x.toarray()
+
+
+def _as_csr(x: Batch) -> sp.csr_array:
+    """The batch as CSR (nonzeros only)."""
+    return sp.csr_array(x) if isinstance(x, np.ndarray) else x

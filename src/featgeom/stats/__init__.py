@@ -1,0 +1,11 @@
+"""Significance tests for similarity scores of paired rows.
+
+:func:`null_test` compares a similarity metric on the given pairing with a permutation null
+(shuffled pairing, or random same-size subsets of candidate pools) and returns a
+:class:`NullTestResult` with a +1-corrected one-sided p-value.
+"""
+
+from featgeom.stats.kernels import METRIC_NAMES
+from featgeom.stats.null import KINDS, NullTestResult, null_test
+
+__all__ = ["KINDS", "METRIC_NAMES", "NullTestResult", "null_test"]

@@ -1,0 +1,210 @@
+"""Permutation null tests for a similarity score of paired rows (Tests 1 and 2 of Lan et al. 2024,
+"Sparse Autoencoders Reveal Universal Feature Spaces Across Large Language Models").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from featgeom.checks import as_matrix, check_same_rows
+from featgeom.errors import ConfigError, ShapeError
+from featgeom.similarity.base import is_integer, paired_inputs
+from featgeom.stats.kernels import (
+    Metric,
+    ShuffleKernel,
+    as_score,
+    metric_function,
+    metric_label,
+    shuffle_kernel,
+)
+
+KINDS = ("shuffle", "subset")
+_BATCH_BYTES = 64 * 2**20  # scratch memory budget of one batch of permutations
+_TIE_RTOL = 1e-12  # null scores this close to the observed one count as reaching it
+
+
+@dataclass(frozen=True, eq=False)
+class NullTestResult:
+    """Outcome of :func:`null_test`.
+
+    observed: metric on the given pairing. null: (n_perm,) read-only null scores; null_mean and
+    null_std (population std, ddof=0) summarise it. p_value: (1 + #{null >= observed}) /
+    (1 + n_perm), one-sided (larger = more similar), never 0. metric: the metric's name (a
+    callable's ``__name__``); kind, n_perm, seed: as passed to null_test.
+    """
+
+    metric: str
+    kind: str
+    observed: float
+    null_mean: float
+    null_std: float
+    p_value: float
+    null: np.ndarray
+    n_perm: int
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (the null as a list of floats)."""
+        return {
+            "metric": self.metric,
+            "kind": self.kind,
+            "observed": self.observed,
+            "null_mean": self.null_mean,
+            "null_std": self.null_std,
+            "p_value": self.p_value,
+            "null": self.null.tolist(),
+            "n_perm": self.n_perm,
+            "seed": self.seed,
+        }
+
+
+def null_test(
+    metric: str | Metric,
+    x: object,
+    y: object,
+    *,
+    kind: str = "shuffle",
+    n_perm: int = 1000,
+    seed: int = 0,
+    pool_x: object = None,
+    pool_y: object = None,
+    paired_pool: bool = False,
+    metric_kwargs: Mapping[str, Any] | None = None,
+) -> NullTestResult:
+    """Compare metric(x, y) on paired rows x (n, dim_x), y (n, dim_y) with a permutation null.
+
+    ``metric``: "svcca", "svcca_legacy", "rsa", "cka", "procrustes" (featgeom.similarity, with
+    ``metric_kwargs`` passed on) or a callable (x, y, **metric_kwargs) -> float, which receives
+    the checked float64 NumPy arrays.
+
+    kind="shuffle" (Test 1, is the pairing meaningful?): null score j = metric(x, y[perm_j]),
+    where perm_j is the j-th call of ``rng.permutation(n)``, rng = numpy.random.default_rng(seed).
+    Named metrics are prepared once and evaluated on batches of permutations (see
+    featgeom.stats.kernels); callables are called once per permutation. For "rsa" with
+    n > max_items, items are permuted within RSA's own item sub-sample.
+
+    kind="subset" (Test 2, is this set of pairs more similar than random sets of the same size?):
+    ``pool_x`` (N_x, dim_x) and ``pool_y`` (N_y, dim_y) are the candidate rows (e.g. all decoder
+    rows of each SAE); null score j = metric(pool_x[ix_j], pool_y[iy_j]) with ix_j =
+    ``rng.choice(N_x, n, replace=False)`` and iy_j drawn the same way from N_y, independently
+    (unpaired random subsets, as in the paper), or iy_j = ix_j when ``paired_pool=True`` (random
+    subsets of a paired pool, N_x == N_y; a stricter null that keeps the pairing). Each draw
+    recomputes the metric, so this costs n_perm full metric evaluations.
+
+    p-value = (1 + #{null >= observed}) / (1 + n_perm), where null scores within 1e-12 (relative)
+    of the observed one count as ties, so rounding never shrinks p (e.g. when a permutation happens
+    to be the identity). Same inputs and seed give the same numbers. Errors raised by the metric
+    on a subset draw propagate (the paper's code silently skipped such draws).
+    Raises ConfigError for an unknown metric/kind, bad n_perm/seed/metric_kwargs or misplaced
+    pools; ShapeError/DataError for bad x, y or pools, as the metric itself would.
+    """
+    label = _check_options(metric, kind, n_perm, seed, (pool_x, pool_y, paired_pool), metric_kwargs)
+    kwargs = dict(metric_kwargs or {})
+    xa, ya = paired_inputs(x, y, min_rows=2)
+    rng = np.random.default_rng(seed)
+    if kind == "shuffle":
+        kernel = shuffle_kernel(metric, xa, ya, kwargs)
+        observed = float(kernel.values(np.arange(kernel.n_items)[None, :])[0])
+        null = _shuffle_null(kernel, n_perm, rng)
+    else:
+        func = metric_function(metric, kwargs)
+        observed = as_score(func(xa, ya), metric)
+        px, py = _pools(xa, ya, pool_x, pool_y, paired_pool)
+        null = _subset_null(func, metric, xa.shape[0], px, py, paired_pool, n_perm, rng)
+    return _result(label, kind, observed, null, seed)
+
+
+def _check_options(
+    metric: str | Metric,
+    kind: str,
+    n_perm: int,
+    seed: int,
+    pool_options: tuple[object, object, bool],
+    metric_kwargs: object,
+) -> str:
+    """Validate the options (not the arrays); return the metric's printable name."""
+    pool_x, pool_y, paired_pool = pool_options
+    if kind not in KINDS:
+        raise ConfigError(f"kind: unknown null {kind!r} (allowed: {', '.join(KINDS)})")
+    if not is_integer(n_perm) or n_perm < 1:
+        raise ConfigError(f"n_perm: must be a positive integer, got {n_perm!r}")
+    if not is_integer(seed) or seed < 0:
+        raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
+    if metric_kwargs is not None and not isinstance(metric_kwargs, Mapping):
+        type_name = type(metric_kwargs).__name__
+        raise ConfigError(f"metric_kwargs: must be a mapping or None, got {type_name}")
+    if kind == "shuffle" and (pool_x is not None or pool_y is not None or paired_pool):
+        raise ConfigError("pool_x, pool_y, paired_pool: only used by kind='subset'")
+    if kind == "subset" and (pool_x is None or pool_y is None):
+        raise ConfigError("pool_x, pool_y: kind='subset' needs both pools to draw subsets from")
+    return metric_label(metric)
+
+
+def _shuffle_null(kernel: ShuffleKernel, n_perm: int, rng: np.random.Generator) -> np.ndarray:
+    """Scores of n_perm random row permutations, in batches that fit the memory budget."""
+    batch = max(1, _BATCH_BYTES // kernel.bytes_per_perm)
+    null = np.empty(n_perm)
+    for start in range(0, n_perm, batch):
+        stop = min(n_perm, start + batch)
+        perms = np.stack([rng.permutation(kernel.n_items) for _ in range(stop - start)])
+        null[start:stop] = kernel.values(perms)
+    return null
+
+
+def _pools(
+    x: np.ndarray, y: np.ndarray, pool_x: object, pool_y: object, paired_pool: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checked pools: same dims as x / y, at least n rows, equal rows when paired."""
+    pools = as_matrix(pool_x, "pool_x"), as_matrix(pool_y, "pool_y")
+    for pool, side, name in zip(pools, (x, y), ("pool_x", "pool_y")):
+        if pool.shape[1] != side.shape[1]:
+            raise ShapeError(
+                f"{name}: has dim {pool.shape[1]} but its side of the pairs has dim {side.shape[1]}"
+            )
+        if pool.shape[0] < side.shape[0]:
+            raise ShapeError(
+                f"{name}: has {pool.shape[0]} rows, fewer than the {side.shape[0]} rows to draw"
+            )
+    if paired_pool:
+        check_same_rows(*pools, names=("pool_x", "pool_y"))
+    return pools
+
+
+def _subset_null(
+    func: Metric,
+    metric: str | Metric,
+    n: int,
+    pool_x: np.ndarray,
+    pool_y: np.ndarray,
+    paired_pool: bool,
+    n_perm: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Scores of n_perm random size-n subsets of the pools (unpaired unless paired_pool)."""
+    null = np.empty(n_perm)
+    for j in range(n_perm):
+        ix = rng.choice(pool_x.shape[0], size=n, replace=False)
+        iy = ix if paired_pool else rng.choice(pool_y.shape[0], size=n, replace=False)
+        null[j] = as_score(func(pool_x[ix], pool_y[iy]), metric)
+    return null
+
+
+def _result(metric: str, kind: str, observed: float, null: np.ndarray, seed: int) -> NullTestResult:
+    """Summarise the null and compute the +1-corrected one-sided p-value."""
+    null.setflags(write=False)
+    exceed = int(np.count_nonzero(null >= observed - _TIE_RTOL * max(1.0, abs(observed))))
+    return NullTestResult(
+        metric=metric,
+        kind=kind,
+        observed=observed,
+        null_mean=float(null.mean()),
+        null_std=float(null.std()),
+        p_value=(1 + exceed) / (1 + null.size),
+        null=null,
+        n_perm=int(null.size),
+        seed=int(seed),
+    )
