@@ -12,4 +12,13 @@ from featgeom.errors import ArtifactError, ConfigError, DataError, FeatgeomError
 
 __version__ = "0.1.0"
 
-__all__ = ["ArtifactError", "ConfigError", "DataError", "FeatgeomError", "ShapeError", "__version__"]
+__all__ = ["ArtifactError", "ConfigError", "DataError", "FeatgeomError", "ShapeError", "__version__", "compare"]
+
+
+def __getattr__(name: str):
+    """``featgeom.compare`` is imported on first use (keeps ``import featgeom`` light)."""
+    if name == "compare":
+        from featgeom.experiments.compare import compare
+
+        return compare
+    raise AttributeError(f"module 'featgeom' has no attribute {name!r}")

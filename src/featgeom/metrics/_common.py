@@ -1,0 +1,134 @@
+"""Input handling shared by the metrics: decoder/feature matrices, activations, ids, blocks.
+
+Errors name the offending argument. Zero rows are kept: like SAELens's ``cosine_similarities``
+(norms clamped at 1e-8) a zero row has cosine 0 with every other row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+
+from featgeom.checks import as_matrix, check_finite
+from featgeom.errors import ConfigError, DataError, ShapeError
+
+_NORM_FLOOR = 1e-8
+_BLOCK_BYTES = 32 << 20  # size of one dense float64 block of a row-blocked computation
+
+Acts = np.ndarray | sp.csr_array
+
+
+def to_numpy(x: object) -> object:
+    """Detach torch tensors (duck-typed, torch is never imported); everything else unchanged."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        return x.detach().cpu().numpy()
+    return x
+
+
+def matrix(x: object, name: str) -> np.ndarray:
+    """``x`` (a NumPy array, nested list or torch tensor) as a finite non-empty float64 matrix."""
+    return as_matrix(to_numpy(x), name)
+
+
+def same_dim(x: np.ndarray, y: np.ndarray, names: tuple[str, str]) -> None:
+    """ShapeError unless x and y have the same number of columns (they live in one space)."""
+    if x.shape[1] != y.shape[1]:
+        raise ShapeError(
+            f"{names[0]} has dimension {x.shape[1]} but {names[1]} has {y.shape[1]}: "
+            "rows must live in the same space"
+        )
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` divided by max(norm, 1e-8)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _NORM_FLOOR)
+
+
+def abs_cos(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """|cos| (n_x, n_y) between the rows of x (n_x, d) and y (n_y, d)."""
+    return np.abs(unit_rows(x) @ unit_rows(y).T)
+
+
+def row_blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
+    """Slices of rows such that a (rows, n_cols) float64 block stays near 32 MiB."""
+    step = max(1, _BLOCK_BYTES // (8 * max(n_cols, 1)))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+def activations(x: object, name: str) -> Acts:
+    """Activations (n_samples, n_items): finite float64 array, or float64 CSR w/o stored zeros."""
+    x = to_numpy(x)
+    if not sp.issparse(x):
+        return as_matrix(x, name)
+    if x.ndim != 2 or 0 in x.shape:
+        raise ShapeError(f"{name}: expected a non-empty 2-D matrix, got shape {x.shape}")
+    m = sp.csr_array(x, dtype=np.float64, copy=True)
+    check_finite(m.data, name)
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    return m
+
+
+def columns(x: Acts, n: int, name: str, what: str) -> None:
+    """ShapeError unless ``x`` has ``n`` columns, one per ``what``."""
+    if x.shape[1] != n:
+        raise ShapeError(f"{name}: has {x.shape[1]} columns but there are {n} {what}")
+
+
+def ids(x: object, n: int, name: str, *, allow_unassigned: bool = False) -> np.ndarray:
+    """``x`` as a 1-D int64 array of ids in [0, n) (or -1 where ``allow_unassigned``)."""
+    arr = np.asarray(to_numpy(x))
+    if arr.ndim != 1:
+        raise ShapeError(f"{name}: expected a 1-D array of ids, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(f"{name}: expected integer ids, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    low = -1 if allow_unassigned else 0
+    bad = (arr < low) | (arr >= n)
+    if bad.any():
+        raise DataError(
+            f"{name}: {int(bad.sum())} id(s) outside [{low}, {n}), e.g. {int(arr[bad][0])}"
+        )
+    return arr
+
+
+def labels(x: object, n: int, name: str) -> np.ndarray:
+    """``x`` as (n,) int64 category labels >= 0, or -1 = unlabelled."""
+    arr = ids(x, np.iinfo(np.int64).max, name, allow_unassigned=True)
+    if arr.size != n:
+        raise ShapeError(f"{name}: has {arr.size} labels but there are {n} latents")
+    return arr
+
+
+def pair_ids(
+    idx_a: object, idx_b: object, n_a: int, n_b: int, names: tuple[str, str] = ("idx_a", "idx_b")
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paired ids (idx_a[k] <-> idx_b[k]): same non-zero length, each in range."""
+    a, b = ids(idx_a, n_a, names[0]), ids(idx_b, n_b, names[1])
+    if a.size != b.size:
+        raise ShapeError(
+            f"{names[0]} has {a.size} ids but {names[1]} has {b.size}: pairs need both"
+        )
+    if a.size == 0:
+        raise ShapeError(f"{names[0]}, {names[1]}: no pairs given")
+    return a, b
+
+
+def probability(value: object, name: str, *, open_low: bool = False) -> float:
+    """``value`` as a float in [0, 1] ((0, 1] when ``open_low``), else ConfigError."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and 0 <= float(value) <= 1
+    if not ok or (open_low and float(value) == 0):
+        side = "(0, 1]" if open_low else "[0, 1]"
+        raise ConfigError(f"{name}: expected a number in {side}, got {value!r}")
+    return float(value)
+
+
+def positive_int(value: object, name: str) -> int:
+    """``value`` as an int >= 1, else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < 1:
+        raise ConfigError(f"{name}: expected an integer >= 1, got {value!r}")
+    return int(value)

@@ -1,0 +1,160 @@
+"""SAE latents as detectors of true features (task 5.1) and dead latents (task 6.1).
+
+Activations are (n_samples, n_items), dense or scipy.sparse (never densified here). A latent
+fires when its activation is != 0 (negative activations of AbsTopK-like SAEs count); a true
+feature fires when its activation is > 0. Latent i detects feature m(i) = argmax_j
+|cos(decoder_i, features_j)|, its best match by decoder direction, as in SAELens's
+``ClassificationMetricsCalculator``; stream batches with :class:`DetectionAccumulator`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Real
+
+import numpy as np
+import scipy.sparse as sp
+
+from featgeom.checks import check_same_rows
+from featgeom.errors import ConfigError, DataError
+from featgeom.metrics._common import Acts, activations, columns
+from featgeom.metrics.recovery import abs_cosine
+
+
+class DetectionAccumulator:
+    """Per-latent TP/FP/FN/TN counts of latent firing vs. its best-matching feature's firing.
+
+    decoder (n_latents, d), features (N, d). Call :meth:`add_batch` once per batch of
+    (latent_acts (rows, n_latents), feature_acts (rows, N)), then :meth:`compute`.
+    """
+
+    def __init__(self, decoder: object, features: object) -> None:
+        cos = abs_cosine(decoder, features)
+        self.n_latents, self.n_features = cos.shape
+        self.best = cos.argmax(axis=1)  # m(i), (n_latents,)
+        self.n_samples = 0
+        self.tp = np.zeros(self.n_latents, dtype=np.int64)
+        self.latent_fires = np.zeros(self.n_latents, dtype=np.int64)  # TP + FP
+        self.feature_fires = np.zeros(self.n_latents, dtype=np.int64)  # TP + FN
+
+    def add_batch(self, latent_acts: object, feature_acts: object) -> None:
+        """Count one batch: latent_acts (rows, n_latents), feature_acts (rows, N)."""
+        lat = activations(latent_acts, "latent_acts")
+        feat = activations(feature_acts, "feature_acts")
+        check_same_rows(lat, feat, ("latent_acts", "feature_acts"))
+        columns(lat, self.n_latents, "latent_acts", "decoder rows (latents)")
+        columns(feat, self.n_features, "feature_acts", "true features")
+        lat_fires = _fires(lat, positive_only=False)
+        feat_fires = _fires(feat, positive_only=True)[:, self.best]  # (rows, n_latents)
+        self.tp += _column_counts(_both(lat_fires, feat_fires))
+        self.latent_fires += _column_counts(lat_fires)
+        self.feature_fires += _column_counts(feat_fires)
+        self.n_samples += lat.shape[0]
+
+    def compute(
+        self, betas: Sequence[float] = (0.5, 1.0, 2.0), *, per_latent: bool = False
+    ) -> dict[str, object]:
+        """Mean precision, recall, F_beta (key ``f{beta:g}``) and accuracy over latents.
+
+        Per latent: P = TP / (TP + FP), R = TP / (TP + FN), each 0 when its denominator is 0;
+        F_beta = (1 + b^2) P R / (b^2 P + R), 0 when P = R = 0; accuracy = (TP + TN) / n_samples.
+        All in [0, 1]; 1 = the latent fires exactly when its feature does. With ``per_latent``
+        the result also holds "per_latent": a dict of (n_latents,) arrays (the same scores, the
+        counts tp/fp/fn/tn, and "feature": m(i)).
+        """
+        if self.n_samples == 0:
+            raise DataError("latent_acts: no samples were added")
+        scores = self._per_latent(_betas(betas))
+        out: dict[str, object] = {k: float(v.mean()) for k, v in scores.items() if k not in _COUNTS}
+        if per_latent:
+            out["per_latent"] = scores
+        return out
+
+    def _per_latent(self, betas: list[float]) -> dict[str, np.ndarray]:
+        """Counts and scores of every latent."""
+        tp = self.tp
+        fp, fn = self.latent_fires - tp, self.feature_fires - tp
+        tn = self.n_samples - tp - fp - fn
+        precision = _ratio(tp, tp + fp)
+        recall = _ratio(tp, tp + fn)
+        out = {"precision": precision, "recall": recall}
+        for b in betas:
+            b2 = b * b
+            out[f"f{b:g}"] = _ratio((1 + b2) * precision * recall, b2 * precision + recall)
+        out["accuracy"] = (tp + tn) / self.n_samples
+        out.update(tp=tp, fp=fp, fn=fn, tn=tn, feature=self.best)
+        return out
+
+
+_COUNTS = ("tp", "fp", "fn", "tn", "feature")
+
+
+def detection_scores(
+    latent_acts: object,
+    feature_acts: object,
+    decoder: object,
+    features: object,
+    betas: Sequence[float] = (0.5, 1.0, 2.0),
+    *,
+    per_latent: bool = False,
+) -> dict[str, object]:
+    """Each latent as a detector of its best-matching true feature, over one set of samples.
+
+    latent_acts (n_samples, n_latents), feature_acts (n_samples, N), decoder (n_latents, d),
+    features (N, d). Returns the means described in :meth:`DetectionAccumulator.compute`;
+    precision, recall, f1 and accuracy equal SAELens's ``compute_classification_metrics``.
+    """
+    acc = DetectionAccumulator(decoder, features)
+    acc.add_batch(latent_acts, feature_acts)
+    return acc.compute(betas, per_latent=per_latent)
+
+
+def dead_latent_rate(latent_acts: object) -> float:
+    """DLR = (latents never != 0 over the samples) / n_latents, latent_acts (n_samples, n_latents).
+
+    Range [0, 1]: 0 when every latent fires at least once, 1 when none does.
+    """
+    acts = activations(latent_acts, "latent_acts")
+    return float(np.mean(_column_counts(_fires(acts, positive_only=False)) == 0))
+
+
+def _fires(x: Acts, *, positive_only: bool) -> np.ndarray | sp.csc_array:
+    """Boolean firing pattern (x > 0 or x != 0): dense bool array, or CSC without stored zeros."""
+    if isinstance(x, np.ndarray):
+        return x > 0 if positive_only else x != 0
+    m = sp.csc_array(x > 0) if positive_only else sp.csc_array(x != 0)
+    m.eliminate_zeros()
+    return m
+
+
+def _both(x: np.ndarray | sp.csc_array, y: np.ndarray | sp.csc_array) -> object:
+    """Elementwise AND of two boolean patterns (sparse when either is)."""
+    if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
+        return x & y
+    return x.multiply(y) if sp.issparse(x) else y.multiply(x)
+
+
+def _column_counts(fires: np.ndarray | sp.sparray) -> np.ndarray:
+    """Number of True entries per column, int64."""
+    if isinstance(fires, np.ndarray):
+        return np.count_nonzero(fires, axis=0).astype(np.int64)
+    csc = sp.csc_array(fires)
+    csc.eliminate_zeros()
+    return np.diff(csc.indptr).astype(np.int64)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den elementwise, 0 where den == 0."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def _betas(betas: Sequence[float]) -> list[float]:
+    """Validate F-score betas: a non-empty sequence of finite numbers > 0."""
+    values = list(betas) if isinstance(betas, Sequence) else []
+    ok = bool(values) and all(
+        isinstance(b, Real) and not isinstance(b, bool) and 0 < float(b) < np.inf for b in values
+    )
+    if not ok:
+        raise ConfigError(f"betas: expected a non-empty sequence of numbers > 0, got {betas!r}")
+    return [float(b) for b in values]
