@@ -24,6 +24,7 @@ constraints against SAELens's own sampler (``tests/world/test_sampler_equivalenc
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 import weakref
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -88,10 +89,12 @@ class FeatureBatch:
 
     def hidden(self, vectors: np.ndarray, bias: np.ndarray) -> np.ndarray:
         """acts @ vectors + bias, shape (n_samples, d), via a sparse CSR x dense product."""
-        t_csr = torch.sparse_csr_tensor(
-            torch.from_numpy(self.indptr.astype(np.int64)), torch.from_numpy(self.indices.astype(np.int64)),
-            torch.from_numpy(self.values), size=self.shape, check_invariants=False,
-        )
+        with warnings.catch_warnings():  # torch flags sparse CSR support as beta
+            warnings.simplefilter("ignore", UserWarning)
+            t_csr = torch.sparse_csr_tensor(
+                torch.from_numpy(self.indptr.astype(np.int64)), torch.from_numpy(self.indices.astype(np.int64)),
+                torch.from_numpy(self.values), size=self.shape, check_invariants=False,
+            )
         out = torch.sparse.mm(t_csr, torch.from_numpy(vectors))
         out += torch.from_numpy(bias)
         return out.numpy()
