@@ -6,13 +6,18 @@ import sys
 
 import typer
 
+from featgeom.cli.compare import compare_cmd
 from featgeom.cli.family import family_app
+from featgeom.cli.run import run
+from featgeom.cli.sae import sae_app
 from featgeom.errors import FeatgeomError
 
 app = typer.Typer(help="featgeom: synthetic benchmarking of universal feature geometry.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.add_typer(family_app, name="family")
-# further command groups register here, one line each (e.g. app.add_typer(sae_app, name="sae"))
+app.command("run")(run)
+app.command("compare")(compare_cmd)
+app.add_typer(sae_app, name="sae")
 
 
 def main() -> None:

@@ -24,9 +24,10 @@ from featgeom.family import construct
 from featgeom.family.config import FamilyConfig, VariantSpec
 from featgeom.world.build import World, build_world, hierarchy_depth
 from featgeom.world.geometry import rho_mm
-from featgeom.world.sampler import FastSampler
+from featgeom.world.sampler import FastSampler, FeatureBatch
 
 RHO_PROMISE = 0.01
+UNIVERSE_SALT = 0x5EED  # mixed into every sampling seed of a family
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,20 +120,15 @@ class SyntheticModelFamily:
             raise ConfigError(f"n: number of samples must be >= 1, got {n}")
         if batch_size < 1:
             raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
-        streams = np.random.SeedSequence([seed, 0x5EED]).spawn(len(self.members))
-        used = self._used_draws()
-        samplers = [FastSampler(self.world, seed=s) if use else None for s, use in zip(streams, used)]
-        n_world = self.world.num_features
+        samplers = self.universe_samplers(seed)
         done = 0
         while done < n:
             size = min(batch_size, n - done)
-            blocks = [s.sample_features(size).to_scipy() if s else sp.csr_matrix((size, n_world), dtype=np.float32)
-                      for s in samplers]
-            universe = sp.hstack(blocks, format="csr")
+            universe = draw_universe(samplers, size, self.world.num_features)
             hidden, features = {}, {} if with_features else None
             for m in self.members:
                 acts = (universe @ m.source).tocsr()
-                hidden[m.name] = _hidden(acts, m)
+                hidden[m.name] = member_hidden(acts, m)
                 if features is not None:
                     features[m.name] = acts
             yield PairedBatch(hidden, features)
@@ -147,12 +143,16 @@ class SyntheticModelFamily:
             features = {name: sp.vstack([b.features[name] for b in batches], format="csr") for name in self.names}
         return PairedBatch(hidden, features)
 
-    def _used_draws(self) -> list[bool]:
-        """Which universe blocks any member reads (the base draw; a variant's own draw if it has
-        unique features); unused blocks are not sampled."""
+    def universe_samplers(self, seed: int, member: str | int | None = None,
+                          salt: int = UNIVERSE_SALT) -> list[FastSampler | None]:
+        """One sampler per universe block (block b: the base draw for b = 0, variant b's own draw
+        otherwise), seeded from (seed, salt, b); None for blocks no member (or not ``member``) reads."""
         n = self.world.num_features
-        rows_used = np.unique(np.concatenate([m.source.tocoo().row for m in self.members]))
-        return [bool(np.any((rows_used >= b * n) & (rows_used < (b + 1) * n))) for b in range(len(self.members))]
+        members = self.members if member is None else [self.member(member)]
+        rows_used = np.unique(np.concatenate([m.source.tocoo().row for m in members]))
+        streams = np.random.SeedSequence([seed, salt]).spawn(len(self.members))
+        return [FastSampler(self.world, seed=s) if np.any((rows_used >= b * n) & (rows_used < (b + 1) * n)) else None
+                for b, s in enumerate(streams)]
 
     # ---------------------------------------------------------------- summary
     def summary(self) -> dict:
@@ -172,11 +172,17 @@ class SyntheticModelFamily:
         }
 
 
-def _hidden(acts: sp.csr_matrix, member: Member) -> np.ndarray:
-    """acts (n, N_m) sparse @ feature_vectors (N_m, d_m) + bias, float32."""
-    out = np.asarray(acts @ member.feature_vectors, dtype=np.float32)
-    out += member.bias
-    return out
+def draw_universe(samplers: list[FastSampler | None], size: int, n_world: int) -> sp.csr_matrix:
+    """One universe draw (size, n_world * len(samplers)): each block sampled, unused blocks empty."""
+    blocks = [s.sample_features(size).to_scipy() if s else sp.csr_matrix((size, n_world), dtype=np.float32)
+              for s in samplers]
+    return sp.hstack(blocks, format="csr")
+
+
+def member_hidden(acts: sp.csr_matrix, member: Member) -> np.ndarray:
+    """acts (n, N_m) sparse @ feature_vectors (N_m, d_m) + bias, float32 (torch sparse product)."""
+    batch = FeatureBatch(acts.indptr, acts.indices, acts.data.astype(np.float32), acts.shape)
+    return batch.hidden(member.feature_vectors, member.bias)
 
 
 # ------------------------------------------------------------------ building

@@ -122,14 +122,29 @@ class SamplingLaw:
         self._init_top_level(world.parent)
 
     def _init_children(self, world: World) -> None:
-        """CSR layout of the forest: children of node i are child_ids[child_ptr[i]:child_ptr[i+1]]."""
+        """Dense per-parent child tables: row parent_rank[p] of child_table lists p's children
+        (-1 padded to the largest branching), with their copula factors, thresholds and scales."""
         parent = world.parent
         self.me_children = world.me_children
         self.scale_children = world.scale_children
+        counts = np.bincount(parent[parent >= 0], minlength=self.num_features)
+        parents = np.flatnonzero(counts)
+        self.parent_rank = np.full(self.num_features, -1, dtype=np.int64)
+        self.parent_rank[parents] = np.arange(parents.size)
         order = np.argsort(parent, kind="stable")
-        self.child_ids = order[parent[order] >= 0]
-        self.num_children = np.bincount(parent[self.child_ids], minlength=self.num_features)
-        self.child_ptr = np.concatenate([[0], np.cumsum(self.num_children)])
+        children = order[parent[order] >= 0]  # grouped by parent, ascending index
+        first = np.concatenate([[0], np.cumsum(counts)])[parent[children]]
+        table = np.full((parents.size, int(counts.max(initial=0))), -1, dtype=np.int64)
+        table[self.parent_rank[parent[children]], np.arange(children.size) - first] = children
+        self.child_table = table
+        valid = table >= 0
+        safe = np.where(valid, table, 0)
+        if self.correlated:
+            self.child_factor = np.where(valid[..., None], self.factor[safe], 0).astype(np.float32)
+            self.child_threshold = np.where(valid, self.threshold[safe], np.inf)
+            self.child_diag_sqrt = self.diag_sqrt[safe]
+        else:
+            self.child_prob = np.where(valid, self.prob[safe], 0.0)
 
     def _init_top_level(self, parent: np.ndarray) -> None:
         """Candidate thresholds c_i of the top-level features (no parent, p > 0)."""
@@ -206,28 +221,25 @@ class SamplingLaw:
     def _next_level(self, rows: np.ndarray, feats: np.ndarray, values: np.ndarray, eps: np.ndarray | None,
                     rng: np.random.Generator):
         """Children of the active (row, parent) events: fire, magnitudes, exclusion, scaling."""
-        n_child = self.num_children[feats]
-        has = n_child > 0
-        rows, parents, parent_vals, n_child = rows[has], feats[has], values[has], n_child[has]
-        event = np.repeat(np.arange(rows.size), n_child)
-        offset = np.arange(event.size) - np.repeat(np.cumsum(n_child) - n_child, n_child)
-        child = self.child_ids[self.child_ptr[parents[event]] + offset]
-        child_rows = rows[event]
-        if self.correlated:
-            a = np.einsum("ij,ij->i", eps.take(child_rows, axis=0), self.factor.take(child, axis=0))
-            u = (self.threshold[child] - a) / self.diag_sqrt[child]
-            fired = rng.standard_normal(child.size) > u
+        rank = self.parent_rank[feats]
+        has = rank >= 0
+        rows, parents, parent_vals, rank = rows[has], feats[has], values[has], rank[has]
+        if self.correlated:  # fire iff eta > u = (t - eps . F_child) / s, eta ~ N(0, 1); padding has t = inf
+            a = np.einsum("ek,ejk->ej", eps.take(rows, axis=0), self.child_factor.take(rank, axis=0))
+            u = (self.child_threshold.take(rank, axis=0) - a) / self.child_diag_sqrt.take(rank, axis=0)
+            fired = rng.standard_normal(u.shape) > u
         else:
-            fired = rng.random(child.size) < self.prob[child]
-        event, child, child_rows = event[fired], child[fired], child_rows[fired]
+            fired = rng.random((rank.size, self.child_table.shape[1])) < self.child_prob.take(rank, axis=0)
+        event, slot = np.nonzero(fired)  # row-major: sorted by parent event
+        child = self.child_table[rank[event], slot]
         vals = self._magnitudes(child, rng)
         active = vals > 0
-        event, child, child_rows, vals = event[active], child[active], child_rows[active], vals[active]
+        event, child, vals = event[active], child[active], vals[active]
         survive = self._mutual_exclusion(event, parents, rng)
-        event, child, child_rows, vals = event[survive], child[survive], child_rows[survive], vals[survive]
+        event, child, vals = event[survive], child[survive], vals[survive]
         p = parents[event]
         scale = np.where(self.scale_children[p], parent_vals[event] / self.mean[p], 1.0)
-        return child_rows, child, (vals * scale).astype(np.float32)
+        return rows[event], child, (vals * scale).astype(np.float32)
 
     def _mutual_exclusion(self, event: np.ndarray, parents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Mask keeping, per parent event with exclusive children, one uniformly random active child.
@@ -283,6 +295,14 @@ class FastSampler:
             return self.law.draw(sizes[0], np.random.default_rng(seeds[0]))
         return FeatureBatch.vstack(list(self._executor().map(_draw_in_worker, sizes, seeds)))
 
+    def state(self) -> dict[str, int]:
+        """Position in the stream (JSON-ready): the next call's index fixes all its seeds."""
+        return {"calls": self._calls}
+
+    def set_state(self, state: dict[str, int]) -> None:
+        """Continue from a position returned by :meth:`state`."""
+        self._calls = int(state["calls"])
+
     def close(self) -> None:
         """Shut down the worker processes (if any)."""
         if self._pool is not None:
@@ -301,8 +321,13 @@ _WORKER_LAW: SamplingLaw | None = None
 
 
 def _init_worker(law: SamplingLaw) -> None:
+    """Worker start: keep the law, and one BLAS thread per worker (the workers already fill the
+    cores; a multi-threaded BLAS in each would oversubscribe them, measured 1.7x slower)."""
+    from threadpoolctl import threadpool_limits
+
     global _WORKER_LAW
     _WORKER_LAW = law
+    threadpool_limits(1, user_api="blas")
 
 
 def _draw_in_worker(n: int, seed: np.random.SeedSequence) -> FeatureBatch:

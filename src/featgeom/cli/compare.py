@@ -1,0 +1,44 @@
+"""``featgeom compare SAE_A SAE_B --family DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from featgeom.errors import ConfigError
+
+
+def compare_cmd(
+    sae_a: Path = typer.Argument(..., help="First SAE artifact directory."),
+    sae_b: Path = typer.Argument(..., help="Second SAE artifact directory."),
+    family: Path = typer.Option(..., "--family", help="Family artifact both SAEs were trained on."),
+    samples: int = typer.Option(20_000, "--samples", help="Shared inputs to compare on."),
+    n_perm: int = typer.Option(1000, "--n-perm", help="Shuffled pairings per null."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the inputs and of the nulls."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON (last line)."),
+) -> None:
+    """Compare two stored SAEs of one family on the same inputs, with ground truth."""
+    from featgeom.experiments import GroundTruth, compare
+    from featgeom.family import load as load_family
+    from featgeom.sae import load as load_sae
+    from featgeom.sae.train import family_id_of
+
+    fam = load_family(family)
+    a, b = load_sae(sae_a), load_sae(sae_b)
+    for path, sae in ((sae_a, a), (sae_b, b)):
+        if sae.family_id != family_id_of(fam):
+            raise ConfigError(f"{path}: trained on family {sae.family_id}, not on {family} ({family_id_of(fam)})")
+    batch = fam.sample(samples, seed=seed, with_features=True)
+    result = compare(a.sae, b.sae, batch.hidden[a.member], batch.hidden[b.member], n_perm=n_perm, seed=seed,
+                     ground_truth=GroundTruth.from_family(fam, a.member, b.member, batch.features))
+    if as_json:
+        typer.echo(result.to_json())
+        return
+    for mode, summary in result.pairings.items():
+        typer.echo(f"{mode}: {summary['n_pairs']} pairs, mean corr {summary['mean_corr']:.3f}, "
+                   + ", ".join(f"{m} {summary[m]['observed']:.3f} (p {summary[m]['p_value']:.3g})"
+                               for m in ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")))
+    gt = result.ground_truth
+    typer.echo(f"ground truth: GT-MCC {gt['gt_mcc']:.3f}, empirical MCC {gt['empirical_mcc']:.3f}, "
+               f"gap {gt['universality_gap']:.3f}, accuracy {gt['correspondence_accuracy']}")

@@ -1,0 +1,82 @@
+"""``featgeom sae train|eval|table``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+sae_app = typer.Typer(help="Train and evaluate SAEs on family members.", no_args_is_help=True)
+
+METRIC_KEYS = ("mcc", "f1", "explained_variance", "l0", "dead_fraction", "precision", "recall", "shrinkage",
+               "uniqueness", "dead_latents", "true_l0")
+
+
+def _metrics(metrics: dict) -> dict:
+    return {k: metrics[k] for k in METRIC_KEYS if k in metrics}
+
+
+@sae_app.command("train")
+def train_cmd(
+    family: Path = typer.Option(..., "--family", help="Family artifact directory."),
+    member: str = typer.Option("base", "--member", help="Member name."),
+    arch: str = typer.Option(..., "--arch", help="standard|topk|batchtopk|matryoshka_batchtopk|jumprelu|gated|matching_pursuit"),
+    l0: float | None = typer.Option(None, "--l0", help="Target L0 (default: the recipe's)."),
+    width: int | None = typer.Option(None, "--width", help="Number of latents (default: the recipe's)."),
+    samples: int | None = typer.Option(None, "--samples", help="Training samples (default: the recipe's)."),
+    seed: int = typer.Option(0, "--seed"),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate (default: the recipe's)."),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    checkpoint_every: int = typer.Option(0, "--checkpoint-every", help="Samples between checkpoints (0: none)."),
+    eval_samples: int = typer.Option(100_000, "--eval-samples"),
+    out: Path = typer.Option(..., "--out", help="Store directory (the SAE goes to OUT/sae-<id>)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Rich progress bar on stderr."),
+) -> None:
+    """Train an SAE (resuming from OUT's checkpoints); last line: JSON with its path and metrics."""
+    from featgeom.family import load as load_family
+    from featgeom.sae import train
+    from featgeom.sae.recipes import recipe
+
+    fam = load_family(family)
+    m = fam.member(member)
+    overrides = {"width": width, "l0": l0, "samples": samples, "lr": lr, "batch_size": batch_size}
+    cfg = recipe(arch, fam, m.name, **{k: v for k, v in overrides.items() if v is not None})
+    cfg = cfg.with_changes(seed=seed, checkpoint_every=checkpoint_every)
+    result = train(fam, m.name, cfg, out, eval_samples=eval_samples, progress=progress)
+    typer.echo(json.dumps({"path": str(result.path), "id": result.id, "arch": cfg.arch,
+                           "member": m.name, **_metrics(result.metrics)}))
+
+
+@sae_app.command("eval")
+def eval_cmd(
+    sae: Path = typer.Argument(..., help="SAE artifact directory."),
+    family: Path = typer.Option(..., "--family", help="Family artifact directory."),
+    member: str = typer.Option("base", "--member", help="Member name."),
+    eval_samples: int = typer.Option(100_000, "--eval-samples"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the held-out stream."),
+) -> None:
+    """Evaluate a stored SAE on held-out samples of a member; print its metrics (JSON)."""
+    from featgeom.family import load as load_family
+    from featgeom.sae import evaluate_on_member, load
+
+    trained = load(sae)
+    fam = load_family(family)
+    metrics = evaluate_on_member(trained.sae, fam, member, eval_samples, seed=seed)
+    typer.echo(json.dumps({"path": str(sae), "id": trained.id, "member": fam.member(member).name,
+                           **_metrics(metrics)}))
+
+
+@sae_app.command("table")
+def table_cmd(
+    preset: str = typer.Option("small", "--preset", help="World preset of the family (base member)."),
+    out: Path = typer.Option(Path("sae-table"), "--out", help="Store for the trained SAEs."),
+    arch: list[str] | None = typer.Option(None, "--arch", help="Only these architectures (repeatable)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train every architecture's recipe on PRESET and print the recipe table (markdown + JSON)."""
+    from featgeom.sae.recipes import markdown_table, recipe_table
+
+    rows = recipe_table(preset, out, archs=arch or None, seed=seed)
+    typer.echo(markdown_table(rows))
+    typer.echo(json.dumps({"preset": preset, "rows": rows}))

@@ -1,0 +1,131 @@
+"""Trained SAEs as store artifacts that SAELens can also load directly.
+
+An SAE artifact directory holds the usual featgeom files (manifest.json, config.json with the
+training config + family id + member, meta.json with metrics, arrays.safetensors with the
+training history) *and* SAELens's own inference files at its root (cfg.json,
+sae_weights.safetensors), so ``sae_lens.SAE.load_from_disk(path)`` works without featgeom.
+The manifest hashes every file; the directory is written to a temporary sibling and renamed into
+place only when complete, as :func:`featgeom.store.write_artifact` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import featgeom
+from featgeom.errors import ArtifactError
+from featgeom.sae.config import SAETrainConfig
+from featgeom.store.artifacts import FORMAT, artifact_id, read_artifact
+
+KIND = "sae"
+GENERATOR = f"featgeom-{featgeom.__version__}/sae-1"
+SAELENS_FILES = ("cfg.json", "sae_weights.safetensors")
+STORE_FILES = ("config.json", "meta.json", "arrays.safetensors")
+
+
+@dataclass(frozen=True)
+class TrainedSAE:
+    """A stored SAE: its id and path, the SAELens inference SAE, how it was trained, its metrics
+    (held-out evaluation), its training history (arrays over log points) and the wall-clock
+    seconds its training + evaluation took (informative only; not part of the id)."""
+
+    id: str
+    path: Path
+    sae: Any
+    config: SAETrainConfig
+    family_id: str
+    member: str
+    metrics: dict[str, float]
+    history: dict[str, np.ndarray]
+    seconds: float = float("nan")
+
+
+def run_config(cfg: SAETrainConfig, family_id: str, member: str) -> dict[str, Any]:
+    """The content-addressed config of a run: training config + what it was trained on."""
+    return {"train": cfg.to_dict(), "family_id": family_id, "member": member}
+
+
+def run_id(cfg: SAETrainConfig, family_id: str, member: str) -> str:
+    """Artifact id of the SAE a run produces (same config ⇒ same id)."""
+    return artifact_id(KIND, run_config(cfg, family_id, member), GENERATOR)
+
+
+def write_sae(path: str | Path, config: dict[str, Any], meta: dict[str, Any],
+              history: dict[str, np.ndarray], sae: Any) -> str:
+    """Write an SAE artifact atomically (see module docstring); return its id.
+
+    An existing artifact with the same id is left as is; anything else at ``path`` raises.
+    """
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    aid = artifact_id(KIND, config, GENERATOR)
+    if path.exists():
+        existing = read_artifact(path)
+        if existing.id != aid:
+            raise ArtifactError(f"{path}: already holds artifact {existing.id}, refusing to overwrite with {aid}")
+        return aid
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        sae.save_model(tmp)
+        (tmp / "config.json").write_text(json.dumps(config, sort_keys=True, indent=2))
+        (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True, indent=2))
+        save_file({k: np.ascontiguousarray(v) for k, v in history.items()}, str(tmp / "arrays.safetensors"))
+        files = {name: sha256(tmp / name) for name in (*STORE_FILES, *SAELENS_FILES)}
+        manifest = {"format": FORMAT, "kind": KIND, "id": aid, "generator": GENERATOR, "files": files}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=2))
+        fsync_dir(tmp)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return aid
+
+
+def load(path: str | Path) -> TrainedSAE:
+    """Load and verify an SAE artifact (hashes of every file, id); ArtifactError on any problem."""
+    from sae_lens import SAE
+
+    path = Path(path)
+    art = read_artifact(path, kind=KIND)
+    manifest = json.loads((path / "manifest.json").read_text())
+    for name in SAELENS_FILES:
+        if not (path / name).is_file():
+            raise ArtifactError(f"{path}: missing {name}")
+        if sha256(path / name) != manifest["files"].get(name):
+            raise ArtifactError(f"{path}: {name} is corrupted or truncated (sha256 mismatch)")
+    try:
+        cfg = SAETrainConfig.from_dict(art.config["train"])
+        family_id, member = art.config["family_id"], art.config["member"]
+        sae = SAE.load_from_disk(path)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ArtifactError(f"{path}: SAE artifact is incomplete ({exc})") from None
+    return TrainedSAE(art.id, path, sae, cfg, family_id, member, art.meta.get("metrics", {}), art.arrays,
+                      float(art.meta.get("seconds", float("nan"))))
+
+
+def sha256(file: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush every file under ``path`` to disk (before an atomic rename)."""
+    for file in path.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as fh:
+                os.fsync(fh.fileno())

@@ -1,0 +1,116 @@
+"""Training configuration of one SAE on one family member, validated on construction.
+
+``SAETrainConfig`` holds every knob of a run (architecture, width, target L0, optimiser, schedule,
+data, revival, checkpoints); :func:`featgeom.sae.recipes.recipe` gives the tuned defaults per
+architecture.  Same config + same member ⇒ same SAE, bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from featgeom.config import build, field_error, to_dict
+
+ARCHITECTURES = ("standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated", "matching_pursuit")
+TOPK_FAMILY = ("topk", "batchtopk", "matryoshka_batchtopk")
+CONTROLLED = ("standard", "jumprelu", "gated")  # sparsity coefficient adapted to hit the target L0
+SCHEDULES = ("constant", "cosine", "linear_decay")
+REVIVALS = ("none", "aux", "resample")
+
+
+@dataclass(frozen=True)
+class SAETrainConfig:
+    """One training run.
+
+    arch: one of ARCHITECTURES.  width: number of latents.  l0: target mean active latents per
+    sample (k for the TopK family, the iteration cap for matching pursuit, the controller's
+    target for standard / jumprelu / gated).  lr, warmup_fraction, schedule (constant, cosine to
+    lr/10, linear_decay to 0 over the last decay_fraction), batch_size, samples, seed.
+    revival: 'aux' (TopK-family auxiliary loss / JumpReLU pre-activation loss), 'resample'
+    (dead latents re-initialised towards badly reconstructed inputs every resample_every samples),
+    or 'none'.  dead_window: samples without firing after which a latent counts as dead.
+    sparsity_coefficient: initial L1 / L0 coefficient, then adapted by the PI controller
+    (controller_gain: integral gain per step, controller_proportional: proportional gain).
+    calibrate_l0: after training, shift the gate of a controlled SAE so its L0 on fresh samples
+    equals the target (see :func:`featgeom.sae.train.calibrate_l0`).
+    jumprelu_ste_to_input: JumpReLU's L0 gradient also reaches the encoder (Anthropic) or not (DeepMind).
+    matryoshka_levels: nested prefix widths as fractions of width (the last level is width).
+    checkpoint_every: samples between checkpoints (0: none).  log_every: samples between history rows.
+    """
+
+    arch: str
+    width: int
+    l0: float
+    lr: float = 1e-3
+    warmup_fraction: float = 0.01
+    schedule: str = "linear_decay"
+    decay_fraction: float = 0.2
+    batch_size: int = 1024
+    samples: int = 2_000_000
+    seed: int = 0
+    revival: str = "aux"
+    aux_coefficient: float = 1.0
+    resample_every: int = 250_000
+    dead_window: int = 200_000
+    sparsity_coefficient: float = 1.0
+    controller_gain: float = 0.01
+    controller_proportional: float = 1.0
+    jumprelu_bandwidth: float = 0.05
+    jumprelu_init_threshold: float = 0.01
+    jumprelu_ste_to_input: bool = True
+    calibrate_l0: bool = True
+    matryoshka_levels: list[float] | None = None
+    decoder_init_norm: float = 0.1
+    checkpoint_every: int = 0
+    log_every: int = 50_000
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise field_error("arch", f"unknown architecture {self.arch!r} (one of {', '.join(ARCHITECTURES)})")
+        if self.width < 1:
+            raise field_error("width", f"must be >= 1, got {self.width}")
+        if not 0 < self.l0 <= self.width:
+            raise field_error("l0", f"must be in (0, width={self.width}], got {self.l0}")
+        if self.arch in ("topk", "matching_pursuit") and self.l0 != int(self.l0):
+            raise field_error("l0", f"must be an integer for {self.arch}, got {self.l0}")
+        self._check_positive("lr", "batch_size", "samples", "dead_window", "log_every", "sparsity_coefficient")
+        if self.samples < self.batch_size:
+            raise field_error("samples", f"must be >= batch_size ({self.batch_size}), got {self.samples}")
+        if self.seed < 0:
+            raise field_error("seed", f"must be >= 0, got {self.seed}")
+        if self.schedule not in SCHEDULES:
+            raise field_error("schedule", f"unknown schedule {self.schedule!r} (one of {', '.join(SCHEDULES)})")
+        if self.revival not in REVIVALS:
+            raise field_error("revival", f"unknown revival {self.revival!r} (one of {', '.join(REVIVALS)})")
+        if self.revival == "aux" and self.arch not in (*TOPK_FAMILY, "jumprelu"):
+            raise field_error("revival", f"'aux' needs a TopK-family or jumprelu SAE; use 'resample' for {self.arch}")
+        for name in ("warmup_fraction", "decay_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise field_error(name, f"must be in [0, 1), got {getattr(self, name)}")
+        if self.checkpoint_every < 0:
+            raise field_error("checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+        if self.matryoshka_levels is not None and not all(0 < f < 1 for f in self.matryoshka_levels):
+            raise field_error("matryoshka_levels", "fractions must lie in (0, 1)")
+
+    def _check_positive(self, *names: str) -> None:
+        for name in names:
+            if not getattr(self, name) > 0:
+                raise field_error(name, f"must be > 0, got {getattr(self, name)}")
+
+    @property
+    def steps(self) -> int:
+        """Number of optimiser steps: samples // batch_size."""
+        return self.samples // self.batch_size
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "") -> SAETrainConfig:
+        """Strict construction from a mapping (unknown keys, bad values -> ConfigError)."""
+        return build(cls, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def with_changes(self, **changes: Any) -> SAETrainConfig:
+        """A validated copy with some fields replaced."""
+        return replace(self, **changes)

@@ -1,0 +1,157 @@
+"""Evaluation of an SAE against a member's planted features (SynthSAEBench metrics).
+
+For held-out samples x (n, d) with true feature activations a (n, N) and the SAE's latents
+z = encode(x) (n, W), reconstructions x̂ = decode(z) and decoder rows D (W, d):
+
+- l0 = mean_s #{j : z_sj != 0};  dead = #{j : z_sj = 0 for all s};  true_l0 likewise for a
+- explained_variance = 1 - sum_s |x_s - x̂_s|^2 / (sum_s |x_s|^2 - n |mean x|^2)
+- shrinkage = mean over |x_s| > 1e-6 of |x̂_s| / |x_s|
+- mcc = mean |cos| over the optimal one-to-one matching of D and the true directions F (Hungarian)
+- uniqueness = #distinct argmax_i |cos(D_j, F_i)| / W
+- precision / recall / f1 / accuracy: each latent j as a detector of its best-matching feature
+  (fires: z_sj != 0 vs a_s,best(j) > 0), averaged over latents (0 where undefined)
+
+These are the definitions of SAELens's ``eval_sae_on_synthetic_data`` (a test checks agreement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from featgeom.errors import ShapeError
+
+EVAL_SALT = 0xE7A1  # held-out stream: SeedSequence([seed, EVAL_SALT]) never meets training's [seed, 0x5EED]
+EVAL_BATCH = 4096
+
+
+@dataclass
+class _Counts:
+    """Running sums over evaluation batches."""
+
+    width: int
+    n: int = 0
+    valid: int = 0
+    sae_active: float = 0.0
+    true_active: float = 0.0
+    shrink: float = 0.0
+    sq_norm: float = 0.0
+    sq_resid: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.sum_x = torch.zeros(0, dtype=torch.float64)
+        self.fired = torch.zeros(self.width, dtype=torch.bool)
+        self.tp = torch.zeros(self.width, dtype=torch.float64)
+        self.fp = torch.zeros(self.width, dtype=torch.float64)
+        self.fn = torch.zeros(self.width, dtype=torch.float64)
+
+
+def check_input_dim(sae: Any, hidden_dim: int, member: str) -> None:
+    """ShapeError unless the SAE's input dim equals the member's hidden dim."""
+    if int(sae.cfg.d_in) != int(hidden_dim):
+        raise ShapeError(f"sae: input dim {sae.cfg.d_in} differs from member {member!r}'s hidden dim {hidden_dim}")
+
+
+def cosine_matrix(decoder: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """|cos| between decoder rows (W, d) and feature directions (N, d) -> (W, N)."""
+    a = decoder / decoder.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    b = features / features.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    return (a @ b.T).abs()
+
+
+def mcc(cos: torch.Tensor) -> float:
+    """Mean |cos| over the optimal one-to-one matching (Hungarian on 1 - |cos|)."""
+    rows, cols = linear_sum_assignment(1.0 - cos.numpy())
+    return float(cos[rows, cols].mean())
+
+
+@torch.no_grad()
+def evaluate(sae: Any, feature_vectors: np.ndarray, batches: Any, member: str = "member") -> dict[str, float]:
+    """Metrics of ``sae`` (see module docstring) over ``batches`` of (hidden (n, d), acts CSR (n, N))."""
+    sae.eval()
+    decoder = sae.W_dec.detach().float()
+    check_input_dim(sae, feature_vectors.shape[1], member)
+    cos = cosine_matrix(decoder, torch.from_numpy(np.asarray(feature_vectors, dtype=np.float32)))
+    best = cos.argmax(dim=1).numpy()
+    counts = _Counts(width=decoder.shape[0])
+    for hidden, acts in batches:
+        _add_batch(counts, sae, torch.from_numpy(np.asarray(hidden, dtype=np.float32)), sp.csr_matrix(acts), best)
+    return _finish(counts, cos)
+
+
+def _add_batch(c: _Counts, sae: Any, x: torch.Tensor, acts: sp.csr_matrix, best: np.ndarray) -> None:
+    """Accumulate one batch: x (n, d), acts (n, N), best (W,) best-matching feature per latent."""
+    z = sae.encode(x)
+    x_hat = sae.decode(z)
+    fires = z != 0
+    c.n += x.shape[0]
+    c.sae_active += fires.float().sum().item()
+    c.true_active += float(acts.getnnz())
+    c.fired |= fires.any(dim=0)
+    norms = x.norm(dim=-1)
+    ok = norms > 1e-6
+    c.valid += int(ok.sum())
+    c.shrink += (x_hat.norm(dim=-1)[ok] / norms[ok]).sum().item()
+    batch_sum = x.sum(dim=0).double()
+    c.sum_x = batch_sum if c.sum_x.numel() == 0 else c.sum_x + batch_sum
+    c.sq_norm += x.pow(2).sum().item()
+    c.sq_resid += (x - x_hat).pow(2).sum().item()
+    truth = torch.from_numpy((acts[:, best] > 0).toarray())
+    c.tp += (fires & truth).sum(dim=0).double()
+    c.fp += (fires & ~truth).sum(dim=0).double()
+    c.fn += (~fires & truth).sum(dim=0).double()
+
+
+def _finish(c: _Counts, cos: torch.Tensor) -> dict[str, float]:
+    """Turn running sums into the metric dict."""
+    precision = _ratio(c.tp, c.tp + c.fp)
+    recall = _ratio(c.tp, c.tp + c.fn)
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    accuracy = (c.n - c.fp - c.fn) / max(c.n, 1)
+    variance = c.sq_norm / c.n - (c.sum_x / c.n).pow(2).sum().item()
+    dead = int((~c.fired).sum())
+    return {
+        "mcc": mcc(cos),
+        "f1": float(f1.mean()),
+        "precision": float(precision.mean()),
+        "recall": float(recall.mean()),
+        "accuracy": float(accuracy.mean()),
+        "explained_variance": 1.0 - (c.sq_resid / c.n) / variance,
+        "l0": c.sae_active / c.n,
+        "true_l0": c.true_active / c.n,
+        "dead_latents": dead,
+        "dead_fraction": dead / c.width,
+        "shrinkage": c.shrink / max(c.valid, 1),
+        "uniqueness": len(np.unique(cos.argmax(dim=1).numpy())) / c.width,
+        "num_samples": c.n,
+    }
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """num / den, 0 where den == 0."""
+    return torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
+
+
+def heldout_batches(family: Any, member: str | int, num_samples: int, seed: int) -> Any:
+    """Held-out (hidden, acts) batches of one member, from a stream disjoint from training's."""
+    from featgeom.sae.data import MemberStream
+
+    stream = MemberStream(family, member, seed, salt=EVAL_SALT)
+    done = 0
+    while done < num_samples:
+        size = min(EVAL_BATCH, num_samples - done)
+        yield stream.next(size)
+        done += size
+
+
+def evaluate_on_member(sae: Any, family: Any, member: str | int, num_samples: int = 100_000,
+                       seed: int = 0) -> dict[str, float]:
+    """:func:`evaluate` on ``num_samples`` held-out samples of ``member`` (ShapeError on a dim mismatch)."""
+    m = family.member(member)
+    check_input_dim(sae, m.hidden_dim, m.name)
+    return evaluate(sae, m.feature_vectors, heldout_batches(family, member, num_samples, seed), m.name)

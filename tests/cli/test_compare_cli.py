@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from featgeom.family import FamilyConfig, build_family, save
+from featgeom.sae import train
+from featgeom.sae.recipes import recipe
+
+
+@pytest.fixture(scope="module")
+def stored(tiny_world, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cmp")
+    fam = build_family(FamilyConfig.from_dict({"world": tiny_world.config.to_dict(),
+                                               "variants": [{"name": "rot", "basis_rotation_angle": 30}]}),
+                       world=tiny_world)
+    save(fam, root / "family")
+    other = build_family(FamilyConfig.from_dict({"world": tiny_world.config.to_dict(), "seed": 9}), world=tiny_world)
+    save(other, root / "other")
+    saes = [train(fam, m, recipe("topk", fam, m, samples=20_000, width=64), store=root / "store", eval_samples=2000)
+            for m in ("base", "rot")]
+    return root, saes
+
+
+def test_compare_prints_json_last_line(run_cli, stored):
+    root, (a, b) = stored
+    code, out, err = run_cli("compare", a.path, b.path, "--family", root / "family", "--samples", 3000,
+                             "--n-perm", 19, "--json")
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert set(result["pairings"]) == {"many_to_one", "mutual"}
+    assert 0 < result["pairings"]["mutual"]["svcca"]["p_value"] <= 1
+    assert result["ground_truth"]["gt_mcc"] == pytest.approx(1.0)
+    assert result["n_latents"] == [64, 64]
+
+
+def test_compare_refuses_an_sae_of_another_family(run_cli, stored):
+    root, (a, b) = stored
+    code, _, err = run_cli("compare", a.path, b.path, "--family", root / "other", "--n-perm", 19)
+    assert code == 2 and "trained on family" in err
