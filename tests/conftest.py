@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from featgeom.cli import main
 from featgeom.world.build import World, build_world
 from featgeom.world.config import CorrelationSpec, HierarchySpec, WorldConfig, preset
 
@@ -30,3 +33,20 @@ def flat_world() -> World:
     """Correlated but no hierarchy (all features top-level)."""
     return build_world(WorldConfig(num_features=200, hidden_dim=40, correlation=CorrelationSpec(rank=6, scale=0.2),
                                    seed=7))
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run ``featgeom ARGS`` in-process; return (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["featgeom", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code or 0
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

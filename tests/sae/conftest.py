@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 import pytest
 
-from featgeom.cli import main
 from featgeom.family import FamilyConfig, build_family, save
 from featgeom.sae import SAETrainConfig
 
@@ -48,20 +46,3 @@ def _quick(arch: str = "topk", **changes) -> SAETrainConfig:
             "dead_window": 4096, "resample_every": 4096, "lr": 3e-3,
             "revival": "aux" if arch in ("topk", "batchtopk", "matryoshka_batchtopk", "jumprelu") else "resample"}
     return SAETrainConfig.from_dict({**base, **changes})
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run ``featgeom ARGS`` in-process; return (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["featgeom", *map(str, args)])
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run

@@ -10,11 +10,6 @@ place only when complete, as :func:`featgeom.store.write_artifact` does.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +19,11 @@ import numpy as np
 import featgeom
 from featgeom.errors import ArtifactError
 from featgeom.sae.config import SAETrainConfig
-from featgeom.store.artifacts import FORMAT, artifact_id, read_artifact
+from featgeom.store.artifacts import artifact_id, read_artifact, write_artifact
 
 KIND = "sae"
 GENERATOR = f"featgeom-{featgeom.__version__}/sae-1"
 SAELENS_FILES = ("cfg.json", "sae_weights.safetensors")
-STORE_FILES = ("config.json", "meta.json", "arrays.safetensors")
 
 
 @dataclass(frozen=True)
@@ -65,31 +59,7 @@ def write_sae(path: str | Path, config: dict[str, Any], meta: dict[str, Any],
 
     An existing artifact with the same id is left as is; anything else at ``path`` raises.
     """
-    from safetensors.numpy import save_file
-
-    path = Path(path)
-    aid = artifact_id(KIND, config, GENERATOR)
-    if path.exists():
-        existing = read_artifact(path)
-        if existing.id != aid:
-            raise ArtifactError(f"{path}: already holds artifact {existing.id}, refusing to overwrite with {aid}")
-        return aid
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        sae.save_model(tmp)
-        (tmp / "config.json").write_text(json.dumps(config, sort_keys=True, indent=2))
-        (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True, indent=2))
-        save_file({k: np.ascontiguousarray(v) for k, v in history.items()}, str(tmp / "arrays.safetensors"))
-        files = {name: sha256(tmp / name) for name in (*STORE_FILES, *SAELENS_FILES)}
-        manifest = {"format": FORMAT, "kind": KIND, "id": aid, "generator": GENERATOR, "files": files}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=2))
-        fsync_dir(tmp)
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return aid
+    return write_artifact(path, KIND, config, meta, history, GENERATOR, extra=sae.save_model)
 
 
 def load(path: str | Path) -> TrainedSAE:
@@ -97,13 +67,10 @@ def load(path: str | Path) -> TrainedSAE:
     from sae_lens import SAE
 
     path = Path(path)
-    art = read_artifact(path, kind=KIND)
-    manifest = json.loads((path / "manifest.json").read_text())
-    for name in SAELENS_FILES:
-        if not (path / name).is_file():
-            raise ArtifactError(f"{path}: missing {name}")
-        if sha256(path / name) != manifest["files"].get(name):
-            raise ArtifactError(f"{path}: {name} is corrupted or truncated (sha256 mismatch)")
+    art = read_artifact(path, kind=KIND)  # verifies every file the manifest lists, SAELens's too
+    missing = [name for name in SAELENS_FILES if not (path / name).is_file()]
+    if missing:
+        raise ArtifactError(f"{path}: missing {missing[0]}")
     try:
         cfg = SAETrainConfig.from_dict(art.config["train"])
         family_id, member = art.config["family_id"], art.config["member"]
@@ -113,19 +80,3 @@ def load(path: str | Path) -> TrainedSAE:
     return TrainedSAE(art.id, path, sae, cfg, family_id, member, art.meta.get("metrics", {}), art.arrays,
                       float(art.meta.get("seconds", float("nan"))))
 
-
-def sha256(file: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(file, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush every file under ``path`` to disk (before an atomic rename)."""
-    for file in path.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as fh:
-                os.fsync(fh.fileno())

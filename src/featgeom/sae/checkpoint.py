@@ -9,15 +9,12 @@ to a temporary sibling and renamed into place, so a killed process leaves only w
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from featgeom.sae.artifact import fsync_dir, sha256
+from featgeom.store.artifacts import atomic_directory, sha256
 
 
 def checkpoint_root(store: Path, run_id: str) -> Path:
@@ -30,17 +27,10 @@ def write_checkpoint(root: Path, run_id: str, samples: int, state: dict[str, Any
     path = root / f"{samples:012d}"
     if path.exists():
         return path
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=root))
-    try:
+    with atomic_directory(path) as tmp:
         torch.save(state, tmp / "state.pt")
         manifest = {"run_id": run_id, "samples": samples, "sha256": sha256(tmp / "state.pt")}
         (tmp / "manifest.json").write_text(json.dumps(manifest, sort_keys=True))
-        fsync_dir(tmp)
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -1,5 +1,5 @@
 """Artifacts (content-addressed, hash-verified) and results storage."""
 
-from featgeom.store.artifacts import Artifact, artifact_id, read_artifact, write_artifact
+from featgeom.store.artifacts import Artifact, artifact_id, atomic_directory, read_artifact, sha256, write_artifact
 
-__all__ = ["Artifact", "artifact_id", "read_artifact", "write_artifact"]
+__all__ = ["Artifact", "artifact_id", "atomic_directory", "read_artifact", "sha256", "write_artifact"]

@@ -6,6 +6,7 @@ Layout of an artifact directory::
     config.json          the canonical config the artifact was built from
     meta.json            small JSON metadata (names, summary numbers)
     arrays.safetensors   every array, by name
+    ...                  any further files a kind needs (e.g. SAELens's cfg.json for SAEs)
 
 The id is sha256(canonical JSON of kind + config + generator version)[:16], so the same config
 built by the same generator gets the same id.  Writes go to a temporary sibling directory that is
@@ -20,6 +21,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,14 +57,32 @@ def artifact_id(kind: str, config: dict[str, Any], generator: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to fill; on success flush it and rename it to ``path``.
+
+    Any exception (or a killed process) leaves no directory at ``path`` and removes the temporary.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        _fsync_dir(tmp)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_artifact(
     path: str | Path, kind: str, config: dict[str, Any], meta: dict[str, Any],
-    arrays: dict[str, np.ndarray], generator: str,
+    arrays: dict[str, np.ndarray], generator: str, extra: Callable[[Path], None] | None = None,
 ) -> str:
     """Write an artifact atomically to directory ``path``; return its id.
 
-    If ``path`` already holds a valid artifact with the same id, nothing is written; if it holds
-    anything else, ArtifactError (artifacts are immutable).
+    ``extra(tmp_dir)`` may add further files (e.g. SAELens's own files); the manifest hashes every
+    file.  If ``path`` already holds a valid artifact with the same id, nothing is written; if it
+    holds anything else, ArtifactError (artifacts are immutable).
     """
     from safetensors.numpy import save_file
 
@@ -72,20 +93,15 @@ def write_artifact(
         if existing.id != aid:
             raise ArtifactError(f"{path}: already holds artifact {existing.id}, refusing to overwrite with {aid}")
         return aid
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        _write_text(tmp / "config.json", json.dumps(config, sort_keys=True, indent=2))
-        _write_text(tmp / "meta.json", json.dumps(meta, sort_keys=True, indent=2))
+    with atomic_directory(path) as tmp:
+        (tmp / "config.json").write_text(json.dumps(config, sort_keys=True, indent=2))
+        (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True, indent=2))
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "arrays.safetensors"))
-        manifest = {"format": FORMAT, "kind": kind, "id": aid, "generator": generator,
-                    "files": {name: _sha256(tmp / name) for name in FILES}}
-        _write_text(tmp / "manifest.json", json.dumps(manifest, sort_keys=True, indent=2))
-        _fsync_dir(tmp)
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if extra is not None:
+            extra(tmp)
+        files = {f.name: sha256(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+        manifest = {"format": FORMAT, "kind": kind, "id": aid, "generator": generator, "files": files}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=2))
     return aid
 
 
@@ -100,11 +116,11 @@ def read_artifact(path: str | Path, kind: str | None = None) -> Artifact:
         raise ArtifactError(f"{path}: not a featgeom artifact (format {manifest.get('format')!r})")
     if kind is not None and manifest.get("kind") != kind:
         raise ArtifactError(f"{path}: holds a {manifest.get('kind')!r} artifact, expected {kind!r}")
-    for name in FILES:
+    listed = manifest.get("files", {})
+    for name in sorted(set(FILES) | set(listed)):
         if not (path / name).is_file():
             raise ArtifactError(f"{path}: missing {name}")
-        digest = _sha256(path / name)
-        if digest != manifest["files"].get(name):
+        if sha256(path / name) != listed.get(name):
             raise ArtifactError(f"{path}: {name} is corrupted or truncated (sha256 mismatch)")
     config = _read_json(path / "config.json", path)
     if artifact_id(manifest["kind"], config, manifest["generator"]) != manifest["id"]:
@@ -125,10 +141,6 @@ def _read_json(file: Path, root: Path) -> Any:
         raise ArtifactError(f"{root}: {file.name} is corrupted ({exc})") from None
 
 
-def _write_text(file: Path, text: str) -> None:
-    file.write_text(text)
-
-
 def _fsync_dir(path: Path) -> None:
     """Flush every file of ``path`` to disk before the directory is renamed into place."""
     for name in os.listdir(path):
@@ -136,7 +148,8 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fh.fileno())
 
 
-def _sha256(file: Path) -> str:
+def sha256(file: Path) -> str:
+    """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
     with open(file, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
