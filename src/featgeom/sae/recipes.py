@@ -1,8 +1,8 @@
 """Per-architecture training recipes for 2-core CPUs, and the recipe table.
 
 ``recipe(arch, family, member)`` is the tuned default config (width = the member's number of
-features, target L0 = the member's true L0 rounded, settings from RECIPES); explicit keyword
-overrides win.  ``recipe_table(preset, store)`` trains every recipe on the preset's base world
+features times the recipe's ``width_factor``, default 1; target L0 = the member's true L0
+rounded; settings from RECIPES); explicit keyword overrides win.  ``recipe_table(preset, store)`` trains every recipe on the preset's base world
 and returns one row per architecture (``featgeom sae table --preset small``); docs/sae_recipes.md
 records the measured table and how the recipes were found.
 """
@@ -17,15 +17,18 @@ import numpy as np
 from featgeom.errors import ConfigError
 from featgeom.sae.config import ARCHITECTURES, SAETrainConfig
 
-# Settings found on the `small` preset (512 features, 128 dims) within 5 minutes on 2 cores.
+# Settings found on the `small` preset (512 features, 128 dims) within 5 minutes on 2 cores, one
+# torch thread (docs/sae_recipes.md has the measurements).
 RECIPES: dict[str, dict[str, Any]] = {
-    "topk": {"lr": 3e-3, "samples": 3_000_000, "revival": "aux"},
-    "batchtopk": {"lr": 3e-3, "samples": 3_000_000, "revival": "aux"},
-    "matryoshka_batchtopk": {"lr": 3e-3, "samples": 3_000_000, "revival": "aux"},
+    # width_factor: width = round(width_factor x the member's number of features).
+    "topk": {"lr": 3e-3, "samples": 4_500_000, "revival": "aux", "width_factor": 1.25},
+    "batchtopk": {"lr": 3e-3, "samples": 5_000_000, "revival": "aux", "width_factor": 1.25},
+    "matryoshka_batchtopk": {"lr": 3e-3, "samples": 2_600_000, "revival": "aux", "width_factor": 1.25},
     "standard": {"lr": 3e-3, "samples": 3_000_000, "revival": "resample", "schedule": "cosine",
                  "sparsity_coefficient": 3.0, "controller_gain": 0.02},
     "jumprelu": {"lr": 3e-3, "samples": 3_000_000, "revival": "aux", "schedule": "cosine",
-                 "sparsity_coefficient": 3.0, "controller_gain": 0.02, "aux_coefficient": 0.01},
+                 "sparsity_coefficient": 3.0, "controller_gain": 0.02, "aux_coefficient": 0.01,
+                 "jumprelu_ste_to_input": False},  # True (Anthropic) kills 86% of latents here
     "gated": {"lr": 3e-3, "samples": 3_000_000, "revival": "resample", "schedule": "cosine",
               "sparsity_coefficient": 3.0, "controller_gain": 0.02},
     "matching_pursuit": {"lr": 3e-3, "samples": 1_500_000, "revival": "resample"},
@@ -48,7 +51,9 @@ def recipe(arch: str, family: Any, member: str | int = "base", **overrides: Any)
     if arch not in RECIPES:
         raise ConfigError(f"arch: unknown architecture {arch!r} (one of {', '.join(ARCHITECTURES)})")
     m = family.member(member)
-    data: dict[str, Any] = {"arch": arch, "width": m.num_features, **RECIPES[arch]}
+    settings = dict(RECIPES[arch])
+    factor = settings.pop("width_factor", 1.0)
+    data: dict[str, Any] = {"arch": arch, "width": max(1, round(factor * m.num_features)), **settings}
     if "l0" not in overrides:
         data["l0"] = max(1, round(true_l0(family, member)))
     data.update(overrides)
