@@ -7,6 +7,7 @@ Each check returns a clean float64 (or requested dtype) NumPy array, or raises a
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from featgeom.errors import DataError, ShapeError
 
@@ -42,3 +43,17 @@ def check_same_rows(x: np.ndarray, y: np.ndarray, names: tuple[str, str] = ("x",
             f"{names[0]} has {x.shape[0]} rows but {names[1]} has {y.shape[0]}: "
             "paired inputs need the same number of rows"
         )
+
+
+def as_activations(x: object, name: str) -> np.ndarray | sp.csr_array:
+    """Activations (n_samples, n_items): a finite float64 array, or a float64 CSR copy with
+    duplicates summed and no stored zeros (sparse inputs stay sparse)."""
+    if not sp.issparse(x):
+        return as_matrix(x, name)
+    if x.ndim != 2 or 0 in x.shape:
+        raise ShapeError(f"{name}: expected a non-empty 2-D matrix, got shape {x.shape}")
+    m = sp.csr_array(x, dtype=np.float64, copy=True)
+    check_finite(m.data, name)
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    return m

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom.checks import as_matrix, check_finite, check_same_rows
+from featgeom.checks import as_activations, check_same_rows
 from featgeom.errors import DataError, ShapeError
 from featgeom.match._topk import both_sides
 from featgeom.match._validate import positive_int, preview
@@ -384,15 +384,7 @@ def _whole(x: object, name: str) -> np.ndarray | sp.csr_array:
 
 def _batch(x: object, name: str) -> Batch:
     """One batch as a finite float64 array, or a float64 CSR copy without explicit zeros."""
-    if not sp.issparse(x):
-        return as_matrix(x, name)
-    if x.ndim != 2 or 0 in x.shape:
-        raise ShapeError(f"{name}: expected a non-empty 2-D matrix, got shape {x.shape}")
-    m = sp.csr_array(x, dtype=np.float64, copy=True)
-    check_finite(m.data, name)
-    m.sum_duplicates()
-    m.eliminate_zeros()
-    return m
+    return as_activations(x, name)
 
 
 def _check_width(x: Batch, expected: int, name: str) -> None:

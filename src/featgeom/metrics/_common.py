@@ -12,7 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom.checks import as_matrix, check_finite
+from featgeom.checks import as_activations, as_matrix
 from featgeom.errors import ConfigError, DataError, ShapeError
 
 _NORM_FLOOR = 1e-8
@@ -61,16 +61,7 @@ def row_blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
 
 def activations(x: object, name: str) -> Acts:
     """Activations (n_samples, n_items): finite float64 array, or float64 CSR w/o stored zeros."""
-    x = to_numpy(x)
-    if not sp.issparse(x):
-        return as_matrix(x, name)
-    if x.ndim != 2 or 0 in x.shape:
-        raise ShapeError(f"{name}: expected a non-empty 2-D matrix, got shape {x.shape}")
-    m = sp.csr_array(x, dtype=np.float64, copy=True)
-    check_finite(m.data, name)
-    m.sum_duplicates()
-    m.eliminate_zeros()
-    return m
+    return as_activations(to_numpy(x), name)
 
 
 def columns(x: Acts, n: int, name: str, what: str) -> None:
