@@ -68,3 +68,16 @@ def test_bad_inputs(fam, batch):
         compare(sae, sae, batch.hidden["base"][:10], batch.hidden["base"][:9])
     with pytest.raises(ConfigError, match="modes"):
         compare(sae, sae, batch.hidden["base"], batch.hidden["base"], modes=("closest",))
+
+
+def test_top_k_path_reports_missing_empirical_mcc_explicitly(fam, batch, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.modules["featgeom.experiments.compare"], "FULL_MATRIX_LIMIT", 1)
+    result = compare(oracle(fam, "base"), oracle(fam, "same"), batch.hidden["base"], batch.hidden["same"],
+                     n_perm=19, ground_truth=GroundTruth.from_family(fam, "base", "same", batch.features))
+    gt = result.ground_truth
+    assert gt["empirical_mcc"] is None and gt["universality_gap"] is None
+    assert "top-k" in gt["empirical_mcc_unavailable"]
+    assert gt["correspondence_accuracy"]["mutual"] == 1.0
+    json.loads(result.to_json())

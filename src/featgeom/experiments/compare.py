@@ -139,11 +139,16 @@ class GroundTruth:
 
     def measure(self, dec_a: np.ndarray, dec_b: np.ndarray, lat_a: sp.csr_matrix, lat_b: sp.csr_matrix,
                 corr: Any, pairs: dict[str, Any]) -> dict[str, Any]:
-        """Recovery of each SAE, GT-MCC vs empirical cross-model MCC (UG), pairing accuracy."""
+        """Recovery of each SAE, GT-MCC vs empirical cross-model MCC (UG), pairing accuracy.
+
+        The empirical MCC needs the full correlation matrix; when only top-k partners were kept
+        (more than FULL_MATRIX_LIMIT latent pairs) it and the gap are None, and
+        ``empirical_mcc_unavailable`` says why.
+        """
         from featgeom import metrics
 
         gt = metrics.gt_mcc(self.true_acts_a, self.true_acts_b, self.correspondence, undefined_as_zero=True)
-        empirical = metrics.cross_mcc(corr) if corr.matrix is not None else float("nan")
+        empirical = metrics.cross_mcc(corr) if corr.matrix is not None else None
         feature_of_a = metrics.feature_assignment(dec_a, self.features_a, mode="argmax")
         feature_of_b = metrics.feature_assignment(dec_b, self.features_b, mode="argmax")
         out: dict[str, Any] = {
@@ -151,7 +156,7 @@ class GroundTruth:
             "mcc_b": metrics.mcc(dec_b, self.features_b),
             "gt_mcc": gt,
             "empirical_mcc": empirical,
-            "universality_gap": metrics.universality_gap(gt, empirical),
+            "universality_gap": None if empirical is None else metrics.universality_gap(gt, empirical),
             "dead_rate_a": metrics.dead_latent_rate(lat_a),
             "dead_rate_b": metrics.dead_latent_rate(lat_b),
             "correspondence_accuracy": {
@@ -160,6 +165,8 @@ class GroundTruth:
                 for mode, p in pairs.items()
             },
         }
+        if empirical is None:
+            out["empirical_mcc_unavailable"] = f"only top-k partners kept (> {FULL_MATRIX_LIMIT:,} latent pairs)"
         for side, lat, dec, acts, feats in (("a", lat_a, dec_a, self.true_acts_a, self.features_a),
                                             ("b", lat_b, dec_b, self.true_acts_b, self.features_b)):
             scores = metrics.detection_scores(lat, acts, dec, feats)

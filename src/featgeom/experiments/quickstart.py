@@ -140,9 +140,8 @@ def _write_report(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
     for offset, metric in zip((-0.3, -0.1, 0.1, 0.3), ("svcca", "svcca_legacy", "cka", "rsa")):
         values = [f[f"mutual.{metric}"] for f in flats]
         nulls = [f[f"mutual.{metric}.null_mean"] for f in flats]
-        bars = axes[0].bar(x + offset, values, width=0.2, label=metric)
+        axes[0].bar(x + offset, values, width=0.2, label=metric)
         axes[0].scatter(x + offset, nulls, color="k", marker="_", s=120, zorder=3)
-        del bars
     axes[0].set_xticks(x, labels, fontsize=8)
     axes[0].set_title("similarity of mutually paired decoders (— = shuffled null mean)")
     axes[0].legend(fontsize=8)
