@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 quickstart: setup
-	$(VENV)/bin/featgeom run quickstart --out $(OUT)
+	$(VENV)/bin/featgeom run quickstart --preset small --out $(OUT)
 
 test: setup
 	$(PY) -m pytest -q

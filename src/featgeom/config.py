@@ -59,7 +59,7 @@ def _join(where: str, name: str) -> str:
 
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
-    """Convert ``value`` to the annotated type ``hint`` (dataclasses, lists, unions, scalars)."""
+    """Convert ``value`` to the annotated type ``hint`` (dataclasses, lists, dicts, unions, scalars)."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
@@ -79,6 +79,11 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         raise ConfigError(errors[-1] if len(errors) == 1 else f"{where}: invalid value {value!r}")
     if dataclasses.is_dataclass(hint):
         return build(hint, value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        _, item = typing.get_args(hint)
+        return {str(k): _convert(item, v, f"{where}.{k}") for k, v in value.items()}
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")

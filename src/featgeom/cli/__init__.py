@@ -8,7 +8,7 @@ import typer
 
 from featgeom.cli.compare import compare_cmd
 from featgeom.cli.family import family_app
-from featgeom.cli.run import run
+from featgeom.cli.run import experiments, run
 from featgeom.cli.sae import sae_app
 from featgeom.errors import FeatgeomError
 
@@ -16,6 +16,7 @@ app = typer.Typer(help="featgeom: synthetic benchmarking of universal feature ge
                   pretty_exceptions_enable=False)
 app.add_typer(family_app, name="family")
 app.command("run")(run)
+app.command("experiments")(experiments)
 app.command("compare")(compare_cmd)
 app.add_typer(sae_app, name="sae")
 

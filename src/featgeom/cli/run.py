@@ -1,24 +1,38 @@
-"""``featgeom run NAME``: run a registered experiment and print the report's path."""
+"""``featgeom run NAME|FILE`` and ``featgeom experiments``: declarative experiments."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
-from featgeom.errors import ConfigError
 
-EXPERIMENTS = {"quickstart": "3-member family (rotation, 70% overlap), TopK SAEs, compare with ground truth"}
+def run(name: str = typer.Argument(..., help="A registered experiment (see `featgeom experiments`) or a YAML file."),
+        preset: str = typer.Option("small", "--preset", help="World preset: tiny | small | medium."),
+        out: Path | None = typer.Option(None, "--out", help="Output directory [default: runs/NAME-PRESET]."),
+        workers: int = typer.Option(os.cpu_count() or 1, "--workers", help="Local worker processes."),
+        ray: bool = typer.Option(False, "--ray", help="Run the jobs as Ray tasks (local instance unless --ray-address)."),
+        ray_address: str | None = typer.Option(None, "--ray-address", help="Address of an existing Ray cluster."),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress bar.")) -> None:
+    """Run (or resume) an experiment into OUT, write OUT/report.html and print its path."""
+    from featgeom.experiments.runner import run_experiment
+    from featgeom.experiments.spec import load_spec
+    from featgeom.report.experiment import write_experiment_report
 
-
-def run(name: str = typer.Argument(..., help=f"Experiment: {', '.join(EXPERIMENTS)}"),
-        out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Output directory."),
-        preset: str = typer.Option("small", "--preset", help="World preset (tiny | small | medium)."),
-        quiet: bool = typer.Option(False, "--quiet", help="No progress bars.")) -> None:
-    """Run experiment NAME into OUT and print the path of its report."""
-    if name not in EXPERIMENTS:
-        raise ConfigError(f"name: unknown experiment {name!r} (one of {', '.join(EXPERIMENTS)})")
-    from featgeom.experiments.quickstart import run_quickstart
-
-    report = run_quickstart(out, preset=preset, progress=not quiet)
+    spec = load_spec(name).at_preset(preset)
+    out = out if out is not None else Path("runs") / f"{spec.name}-{preset}"
+    summary = run_experiment(spec, out, workers=workers, ray=ray or ray_address is not None, ray_address=ray_address,
+                             progress=not quiet)
+    report = write_experiment_report(out)
+    typer.echo(f"results: {summary.db} ({summary.jobs_run} of {summary.jobs_total} jobs run now, "
+               f"{summary.seconds / 60:.1f} min); csv: {out / 'results.csv'}")
     typer.echo(f"report: {report}")
+
+
+def experiments() -> None:
+    """List the registered experiments with a one-line description each."""
+    from featgeom.experiments.spec import load_spec, registry
+
+    for name in sorted(registry()):
+        typer.echo(f"{name:12s} {load_spec(name).description}")

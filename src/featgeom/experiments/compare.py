@@ -18,9 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from featgeom.checks import as_matrix, check_same_rows
-from featgeom.errors import ConfigError, DataError
+from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.match import activation_correlation, pair
-from featgeom.stats import null_test
+from featgeom.stats import null_tests
 
 SIMILARITY_METRICS = ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
 FULL_MATRIX_LIMIT = 50_000_000  # latent pairs above which only top-k partners are kept
@@ -71,47 +71,76 @@ def decoder_rows(sae: Any) -> np.ndarray:
 def compare(
     sae_a: Any, sae_b: Any, acts_a: np.ndarray, acts_b: np.ndarray, *,
     modes: Sequence[str] = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
-    rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None,
+    rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None, precision: str = "float32",
 ) -> CompareResult:
     """Measure how similar two SAEs are on the same inputs.
 
     sae_a, sae_b: SAELens SAEs (anything with ``encode`` and ``W_dec``); acts_a (n, d_a), acts_b
     (n, d_b): the two models' activations on the same n inputs (row i = same input).
-    Per pairing mode: number of pairs, mean correlation, and for each of SIMILARITY_METRICS the
-    observed value, null mean/std and +1-corrected p-value over ``n_perm`` shuffled pairings.
-    ``ground_truth`` adds the metrics only a synthetic family allows (see :class:`GroundTruth`).
+    Encodes both and runs :func:`compare_latents` (all other arguments as there).
     """
     acts_a, acts_b = as_matrix(acts_a, "acts_a", np.float32), as_matrix(acts_b, "acts_b", np.float32)
     check_same_rows(acts_a, acts_b, ("acts_a", "acts_b"))
-    unknown = sorted(set(modes) - {"many_to_one", "one_to_many", "mutual", "greedy", "hungarian"})
-    if unknown or not modes:
-        raise ConfigError(f"modes: unknown or empty pairing modes {unknown or list(modes)}")
-    lat_a, lat_b = encode(sae_a, acts_a), encode(sae_b, acts_b)
-    dec_a, dec_b = decoder_rows(sae_a), decoder_rows(sae_b)
+    _check_modes(modes)
+    return compare_latents(
+        encode(sae_a, acts_a), encode(sae_b, acts_b), decoder_rows(sae_a), decoder_rows(sae_b),
+        modes=modes, n_perm=n_perm, seed=seed, rsa_max_items=rsa_max_items,
+        ground_truth=ground_truth, precision=precision,
+    )
+
+
+def compare_latents(
+    lat_a: Any, lat_b: Any, dec_a: np.ndarray, dec_b: np.ndarray, *,
+    modes: Sequence[str] = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
+    rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None, precision: str = "float32",
+) -> CompareResult:
+    """:func:`compare` from latent activations: lat_a (n, N_a), lat_b (n, N_b) (dense or sparse,
+    same n samples) and decoder rows dec_a (N_a, d_a), dec_b (N_b, d_b).
+
+    Per pairing mode: number of pairs, mean correlation, and for each of SIMILARITY_METRICS the
+    observed value, null mean/std and +1-corrected p-value over ``n_perm`` shuffled pairings
+    (:func:`featgeom.stats.null_tests`: one set of permutations for all metrics, RSA on at most
+    ``rsa_max_items`` pairs). ``precision`` is the nulls' working precision: "float32" (about
+    twice as fast; p-values equal the float64 ones, null mean/std to ~1e-6) or "float64".
+    ``ground_truth`` adds the metrics only a synthetic family allows (see :class:`GroundTruth`).
+    """
+    _check_modes(modes)
+    dec_a, dec_b = as_matrix(dec_a, "dec_a"), as_matrix(dec_b, "dec_b")
+    for lat, dec, side in ((lat_a, dec_a, "a"), (lat_b, dec_b, "b")):
+        if dec.shape[0] != lat.shape[1]:
+            raise ShapeError(f"dec_{side}: has {dec.shape[0]} rows but lat_{side} has {lat.shape[1]} latents")
     full = lat_a.shape[1] * lat_b.shape[1] <= FULL_MATRIX_LIMIT
     corr = activation_correlation(lat_a, lat_b, top_k=None if full else 8)
     result = CompareResult(
-        n_samples=acts_a.shape[0], n_latents=(lat_a.shape[1], lat_b.shape[1]),
+        n_samples=lat_a.shape[0], n_latents=(lat_a.shape[1], lat_b.shape[1]),
         dead=(int(corr.dead_a.size), int(corr.dead_b.size)),
     )
     for mode in modes:
         result.pairs[mode] = pair(corr, mode=mode)
-        result.pairings[mode] = _pairing_summary(result.pairs[mode], dec_a, dec_b, n_perm, seed, rsa_max_items)
+        result.pairings[mode] = _pairing_summary(
+            result.pairs[mode], dec_a, dec_b, n_perm, seed, rsa_max_items, precision)
     if ground_truth is not None:
         result.ground_truth = ground_truth.measure(dec_a, dec_b, lat_a, lat_b, corr, result.pairs)
     return result
 
 
+def _check_modes(modes: Sequence[str]) -> None:
+    """ConfigError for an empty list or an unknown pairing mode."""
+    unknown = sorted(set(modes) - {"many_to_one", "one_to_many", "mutual", "greedy", "hungarian"})
+    if unknown or not modes:
+        raise ConfigError(f"modes: unknown or empty pairing modes {unknown or list(modes)}")
+
+
 def _pairing_summary(pairing: Any, dec_a: np.ndarray, dec_b: np.ndarray, n_perm: int, seed: int,
-                     rsa_max_items: int) -> dict[str, Any]:
+                     rsa_max_items: int, precision: str) -> dict[str, Any]:
     """Pair count, mean correlation and the similarity of the paired decoder rows with nulls."""
     if len(pairing) < 3:
         raise DataError(f"pairing '{pairing.mode}': only {len(pairing)} pairs; similarity needs at least 3")
     x, y = dec_a[pairing.idx_a], dec_b[pairing.idx_b]
     summary: dict[str, Any] = {"n_pairs": len(pairing), "mean_corr": float(np.mean(pairing.score))}
-    for metric in SIMILARITY_METRICS:
-        kwargs = {"max_items": rsa_max_items} if metric == "rsa" else None
-        test = null_test(metric, x, y, n_perm=n_perm, seed=seed, metric_kwargs=kwargs)
+    tests = null_tests(SIMILARITY_METRICS, x, y, n_perm=n_perm, seed=seed, precision=precision,
+                       metric_kwargs={"rsa": {"max_items": rsa_max_items}})
+    for metric, test in tests.items():
         summary[metric] = {k: v for k, v in test.to_dict().items() if k != "null"}
     return summary
 

@@ -62,6 +62,8 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to fill; on success flush it and rename it to ``path``.
 
     Any exception (or a killed process) leaves no directory at ``path`` and removes the temporary.
+    If another writer created ``path`` meanwhile, its copy is kept and ours is discarded (callers
+    of content-addressed paths verify what is there).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -69,6 +71,10 @@ def atomic_directory(path: Path) -> Iterator[Path]:
         yield tmp
         _fsync_dir(tmp)
         os.rename(tmp, path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not path.is_dir():
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -102,6 +108,8 @@ def write_artifact(
         files = {f.name: sha256(f) for f in sorted(tmp.iterdir()) if f.is_file()}
         manifest = {"format": FORMAT, "kind": kind, "id": aid, "generator": generator, "files": files}
         (tmp / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=2))
+    if read_artifact(path).id != aid:  # a concurrent writer got there first with something else
+        raise ArtifactError(f"{path}: another writer stored a different artifact there")
     return aid
 
 

@@ -1,0 +1,135 @@
+"""The two kinds of job an experiment runs, as picklable dataclasses with plain functions.
+
+Jobs run in worker processes (local or Ray), so they carry paths, not objects: each loads the
+family from the store (hash-verified) and returns plain data the driver stores.
+
+* :class:`TrainJob` -> ``{"path", "metrics"}`` of the SAE trained (or found) in the store;
+* :class:`CompareJob` -> result rows (dicts with the columns of
+  :data:`featgeom.store.results.RESULT_COLUMNS`) of ``compare`` with ground truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+GT_KEYS = ("mcc_a", "mcc_b", "gt_mcc", "empirical_mcc", "universality_gap", "dead_rate_a", "dead_rate_b",
+           "f1_a", "f1_b")
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Train the experiment's SAE on ``member`` with ``seed`` (recipe defaults + overrides)."""
+
+    family_dir: str
+    store: str
+    member: str
+    seed: int
+    arch: str
+    samples: int
+    width_factor: float | None
+    l0: int | None
+
+    @property
+    def name(self) -> str:
+        return f"train:{self.member}:s{self.seed}"
+
+
+@dataclass(frozen=True)
+class CompareJob:
+    """Compare SAE (member_a, seed) with SAE (member_b, seed) on shared inputs, with ground truth."""
+
+    family_dir: str
+    sae_a: str
+    sae_b: str
+    member_a: str
+    member_b: str
+    seed: int
+    condition: str
+    swept_variable: str
+    swept_value: float
+    samples: int
+    sample_seed: int
+    n_perm: int
+    modes: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"compare:{self.condition}:s{self.seed}"
+
+
+def run_job(job: TrainJob | CompareJob) -> Any:
+    """Run one job in this process on one thread (torch and BLAS), so that its numbers do not
+    depend on where it runs (serial, worker process or Ray task)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        return train_sae(job) if isinstance(job, TrainJob) else compare_saes(job)
+
+
+def train_sae(job: TrainJob) -> dict[str, Any]:
+    """Train (or load from the store) the SAE of ``job``; its path and metrics."""
+    from featgeom.family import load
+    from featgeom.sae import train
+    from featgeom.sae.recipes import recipe
+
+    family = load(job.family_dir)
+    overrides: dict[str, Any] = {"samples": job.samples, "seed": job.seed}
+    if job.width_factor is not None:
+        overrides["width"] = max(1, round(job.width_factor * family.member(job.member).num_features))
+    if job.l0 is not None:
+        overrides["l0"] = job.l0
+    trained = train(family, job.member, recipe(job.arch, family, job.member, **overrides), store=job.store)
+    return {"path": str(trained.path), "metrics": trained.metrics}
+
+
+def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
+    """``compare`` the two SAEs of ``job`` with ground truth; one row per measured value."""
+    from featgeom.experiments.compare import GroundTruth, compare
+    from featgeom.family import load
+    from featgeom.sae import load as load_sae
+
+    family = load(job.family_dir)
+    batch = family.sample(job.samples, seed=job.sample_seed, with_features=True)
+    sae_a, sae_b = load_sae(job.sae_a), load_sae(job.sae_b)
+    result = compare(sae_a.sae, sae_b.sae, batch.hidden[job.member_a], batch.hidden[job.member_b],
+                     modes=job.modes, n_perm=job.n_perm, seed=job.seed,
+                     ground_truth=GroundTruth.from_family(family, job.member_a, job.member_b, batch.features))
+    values = result_values(result.to_dict())
+    values += [("", "rho_mm_a", family.member(job.member_a).rho_mm, None, None, None, ""),
+               ("", "rho_mm_b", family.member(job.member_b).rho_mm, None, None, None, ""),
+               ("", "shared_fraction", family.shared_with_base(job.member_b) / family.member(job.member_b).num_features,
+                None, None, None, "")]
+    context = {"condition": job.condition, "swept_variable": job.swept_variable, "swept_value": job.swept_value,
+               "member_a": job.member_a, "member_b": job.member_b, "seed_a": job.seed, "seed_b": job.seed}
+    keys = ("pairing", "metric", "value", "p_value", "null_mean", "null_std", "note")
+    return [{**context, **dict(zip(keys, v))} for v in values]
+
+
+Value = tuple[str, str, float | None, float | None, float | None, float | None, str]
+
+
+def result_values(result: dict[str, Any]) -> list[Value]:
+    """Flatten ``CompareResult.to_dict()`` into (pairing, metric, value, p, null mean, null std, note)."""
+    values: list[Value] = []
+    for mode, summary in sorted(result["pairings"].items()):
+        values.append((mode, "n_pairs", float(summary["n_pairs"]), None, None, None, ""))
+        values.append((mode, "mean_corr", summary["mean_corr"], None, None, None, ""))
+        for metric, test in sorted(summary.items()):
+            if isinstance(test, dict):
+                values.append((mode, metric, test["observed"], test["p_value"], test["null_mean"], test["null_std"], ""))
+    gt = result.get("ground_truth") or {}
+    for mode, acc in sorted(gt.get("correspondence_accuracy", {}).items()):
+        values.append((mode, "correspondence_accuracy", acc, None, None, None, ""))
+    for key in GT_KEYS:
+        if key in gt:
+            note = gt.get("empirical_mcc_unavailable", "") if gt[key] is None else ""
+            values.append(("", key, gt[key], None, None, None, note))
+    return values
+
+
+def job_detail(job: TrainJob | CompareJob) -> dict[str, Any]:
+    """The job's fields (JSON-ready) for the jobs table."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(job).items()}

@@ -1,0 +1,294 @@
+"""Run a declarative experiment: build the family, train the SAEs, compare, store every value.
+
+``run_experiment(spec, out)``:
+
+1. builds (or loads) the family in the content-addressed store ``OUT/store``;
+2. plans one TrainJob per (member, SAE seed) and one CompareJob per (condition, seed); a compare
+   job starts as soon as both of its SAEs exist;
+3. runs the jobs serially (``workers=1``), in local worker processes (``workers>1``), or as Ray
+   tasks (``ray=True``: a local Ray instance, or the cluster at ``ray_address``);
+4. stores each finished job and its rows in ``OUT/results.sqlite`` in one transaction.
+
+Killing the run at any moment loses only the jobs in flight; starting it again skips every stored
+job (SAE training itself resumes from its last checkpoint in the store), so the finished database
+has every row exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from featgeom.errors import ConfigError, FeatgeomError
+from featgeom.experiments.jobs import CompareJob, TrainJob, job_detail, run_job
+from featgeom.experiments.spec import ExperimentSpec
+from featgeom.store.results import ResultsDB
+
+DB_NAME = "results.sqlite"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did: where its results are, how many jobs it ran now / found stored."""
+
+    out: Path
+    config_hash: str
+    jobs_total: int
+    jobs_run: int
+    seconds: float
+
+    @property
+    def db(self) -> Path:
+        return self.out / DB_NAME
+
+
+def versions() -> dict[str, str]:
+    """Versions of featgeom and of the libraries its numbers depend on."""
+    from importlib.metadata import version
+
+    import featgeom
+
+    return {"featgeom": featgeom.__version__, "sae_lens": version("sae-lens"), "torch": version("torch"),
+            "numpy": version("numpy"), "scipy": version("scipy")}
+
+
+def family_dir(spec: ExperimentSpec, store: Path) -> Path:
+    """Build the experiment's family into the store (or find it there); its directory."""
+    from featgeom.family import FamilyConfig, build_family, save
+    from featgeom.family.io import GENERATOR, KIND
+    from featgeom.store import artifact_id
+
+    config = FamilyConfig.from_dict(spec.family_config())
+    path = store / f"family-{artifact_id(KIND, config.to_dict(), GENERATOR)}"
+    if not path.exists():
+        save(build_family(config), path)
+    return path
+
+
+def plan(spec: ExperimentSpec, fam_dir: Path, store: Path) -> tuple[list[TrainJob], list[tuple[CompareJob, str, str]]]:
+    """Train jobs for every (member, seed); compare jobs (with the names of the train jobs they need).
+
+    The compare jobs' SAE paths are filled in by :func:`_ready` once their train jobs finished.
+    """
+    members = ["base", *[spec.sweep.member_name(v) for v in spec.sweep.values]]
+    s = spec.sae
+    trains = [TrainJob(str(fam_dir), str(store), m, seed, s.arch, s.samples, s.width_factor, s.l0)
+              for m in members for seed in s.seeds]
+    compares = []
+    for value in spec.sweep.values:
+        member = spec.sweep.member_name(value)
+        for seed in s.seeds:
+            job = CompareJob(str(fam_dir), "", "", "base", member, seed, member, spec.sweep.variable, float(value),
+                             spec.compare.samples, spec.compare.seed, spec.compare.n_perm, tuple(spec.compare.modes))
+            compares.append((job, f"train:base:s{seed}", f"train:{member}:s{seed}"))
+    return trains, compares
+
+
+def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, ray: bool = False,
+                   ray_address: str | None = None, progress: bool = True,
+                   on_job: Callable[[str], None] | None = None) -> RunSummary:
+    """Run (or resume, or just re-collect) ``spec`` into directory ``out``; see the module docstring.
+
+    ``on_job(name)`` is called after each job is stored (used by tests and the progress bar).
+    """
+    if workers < 1:
+        raise ConfigError(f"workers: must be >= 1, got {workers}")
+    started = time.perf_counter()
+    out = Path(out)
+    store = out / "store"
+    fam_dir = family_dir(spec, store)  # first: an unreachable family fails before anything else is written
+    db = ResultsDB(out / DB_NAME)
+    config_hash = spec.config_hash
+    vers = versions()
+    db.register_run(config_hash, spec.name, spec.preset, spec.to_dict(), vers)
+    trains, compares = plan(spec, fam_dir, store)
+    finished = db.finished_jobs(config_hash)
+    total = len(trains) + len(compares)
+    context = {"experiment": spec.name, "config_hash": config_hash, "featgeom_version": vers["featgeom"],
+               "sae_lens_version": vers["sae_lens"]}
+    ran = 0
+    with _backend(workers, ray, ray_address) as backend, _progress(progress, total, len(finished), spec.name) as bar:
+        pending_compares = [c for c in compares if c[0].name not in finished]
+        todo: list[TrainJob | CompareJob] = [t for t in trains if t.name not in finished]
+        todo += _ready(pending_compares, finished)
+        in_flight: dict[Any, TrainJob | CompareJob] = {}
+        while todo or in_flight:
+            for job in todo:
+                in_flight[backend.submit(job)] = job
+            todo = []
+            handle, result, seconds = backend.next_done(in_flight)
+            job = in_flight.pop(handle)
+            if isinstance(job, TrainJob):
+                detail = {**job_detail(job), **result}
+                db.record_job(config_hash, job.name, "train", seconds, detail)
+                finished[job.name] = detail
+                todo = _ready(pending_compares, finished)
+            else:
+                rows = [{**context, **row} for row in result]
+                db.record_job(config_hash, job.name, "compare", seconds, job_detail(job), rows)
+                finished[job.name] = job_detail(job)
+            ran += 1
+            bar(job.name)
+            if on_job is not None:
+                on_job(job.name)
+    seconds = time.perf_counter() - started
+    db.add_seconds(config_hash, seconds)
+    db.export_csv(out / "results.csv")
+    return RunSummary(out, config_hash, total, ran, seconds)
+
+
+def _ready(pending: list[tuple[CompareJob, str, str]], finished: dict[str, dict[str, Any]]) -> list[CompareJob]:
+    """Pop the compare jobs whose two SAEs are trained, with the SAE paths filled in."""
+    from dataclasses import replace
+
+    ready = [(job, a, b) for job, a, b in pending if a in finished and b in finished]
+    for item in ready:
+        pending.remove(item)
+    return [replace(job, sae_a=finished[a]["path"], sae_b=finished[b]["path"]) for job, a, b in ready]
+
+
+class _Serial:
+    """Runs each job in this process when it is submitted."""
+
+    def __init__(self) -> None:
+        self.results: dict[int, tuple[Any, float]] = {}
+        self.count = 0
+
+    def submit(self, job: TrainJob | CompareJob) -> int:
+        self.count += 1
+        self.results[self.count] = _result(lambda: _timed_job(job), job)
+        return self.count
+
+    def next_done(self, in_flight: dict[Any, Any]) -> tuple[Any, Any, float]:
+        handle = next(iter(in_flight))
+        result, seconds = self.results.pop(handle)
+        return handle, result, seconds
+
+
+class _Pool:
+    """Local worker processes (spawned)."""
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_die_with_parent)
+
+    def submit(self, job: TrainJob | CompareJob) -> Any:
+        return self.pool.submit(_timed_job, job)
+
+    def next_done(self, in_flight: dict[Any, Any]) -> tuple[Any, Any, float]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+        future = next(iter(done))
+        return future, *_result(future.result, in_flight[future])
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the driver dies (prctl PR_SET_PDEATHSIG), so a killed
+    run leaves no orphan still writing into the store."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
+class _Ray:
+    """Ray tasks on a local instance (started here, ``workers`` CPUs) or an existing cluster."""
+
+    def __init__(self, workers: int, address: str | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--ray: Ray is not installed (pip install 'featgeom[ray]')") from None
+        self.ray = ray
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        self.remote = ray.remote(num_cpus=1)(_timed_job)
+
+    def submit(self, job: TrainJob | CompareJob) -> Any:
+        return self.remote.remote(job)
+
+    def next_done(self, in_flight: dict[Any, Any]) -> tuple[Any, Any, float]:
+        (ref,), _ = self.ray.wait(list(in_flight), num_returns=1)
+        return ref, *_result(lambda: self.ray.get(ref), in_flight[ref])
+
+    def close(self) -> None:
+        self.ray.shutdown()
+
+
+def _timed_job(job: TrainJob | CompareJob) -> tuple[Any, float]:
+    """The job's result and the seconds it ran (in the process that ran it)."""
+    t = time.perf_counter()
+    return run_job(job), time.perf_counter() - t
+
+
+def _result(get: Callable[[], Any], job: TrainJob | CompareJob) -> Any:
+    """The job's result; a job's featgeom error is re-raised naming the job."""
+    try:
+        return get()
+    except FeatgeomError as exc:
+        raise type(exc)(f"job {job.name}: {exc}") from None
+    except Exception as exc:  # Ray wraps task errors; unwrap a featgeom error inside
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, FeatgeomError):
+            raise type(cause)(f"job {job.name}: {cause}") from None
+        raise
+
+
+class _backend:
+    """Context manager choosing the serial, process-pool or Ray backend."""
+
+    def __init__(self, workers: int, ray: bool, address: str | None) -> None:
+        self.args = (workers, ray, address)
+
+    def __enter__(self) -> Any:
+        workers, ray, address = self.args
+        self.backend = _Ray(workers, address) if ray else _Pool(workers) if workers > 1 else _Serial()
+        return self.backend
+
+    def __exit__(self, *exc: object) -> None:
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+
+class _progress:
+    """One bar for the whole run: jobs done / total, elapsed and ETA (rich); a no-op when off."""
+
+    def __init__(self, enabled: bool, total: int, done: int, name: str) -> None:
+        self.enabled, self.total, self.done, self.name = enabled, total, done, name
+
+    def __enter__(self) -> Callable[[str], None]:
+        if not self.enabled:
+            return lambda _job: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+        self.bar.start()
+        task = self.bar.add_task(f"{self.name}", total=self.total, completed=self.done)
+        return lambda job: self.bar.update(task, advance=1, description=f"{self.name} [{job}]")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.stop()

@@ -1,0 +1,193 @@
+"""Declarative experiments: a YAML file -> a validated :class:`ExperimentSpec`.
+
+An experiment sweeps one variant knob of a family (seed 000, task 1.2): every swept value becomes
+one variant of a single family whose base is the preset's world, so condition ``v`` compares the
+base with the variant built at ``v``.  For each condition and SAE seed ``s`` the SAE of the base
+(seed ``s``) is compared with the SAE of the variant (seed ``s``).  The registry
+(``featgeom/experiments/registry/*.yaml``) ships ``quickstart``, ``1a``, ``1b`` and ``1c``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from featgeom.config import build, field_error, to_dict
+from featgeom.errors import ConfigError
+from featgeom.match.pairing import MODES as PAIR_MODES
+from featgeom.sae.config import ARCHITECTURES
+from featgeom.store import canonical_json
+
+SWEEPABLE = {  # variant field -> short label used in member names and axis titles
+    "basis_rotation_angle": ("rot", "rotation angle (degrees)"),
+    "feature_overlap_ratio": ("overlap", "shared fraction of features"),
+    "superposition_delta": ("delta", "rho_mm(variant) - rho_mm(base)"),
+}
+PRESETS = ("tiny", "small", "medium")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """The swept variant field and its values (one condition per value)."""
+
+    variable: str
+    values: list[float]
+
+    def __post_init__(self) -> None:
+        if self.variable not in SWEEPABLE:
+            raise field_error("variable", f"unknown sweep variable {self.variable!r} (one of {', '.join(SWEEPABLE)})")
+        if not self.values:
+            raise field_error("values", "needs at least one value")
+        if len(set(self.values)) != len(self.values):
+            raise field_error("values", f"duplicate values in {self.values}")
+        from featgeom.family.config import VariantSpec
+
+        for i, value in enumerate(self.values):
+            try:
+                VariantSpec(name=self.member_name(value), **{self.variable: value})
+            except ConfigError as exc:
+                raise field_error(f"values[{i}]", str(exc).split(": ", 1)[1]) from None
+
+    @property
+    def label(self) -> str:
+        """Axis title of the swept variable."""
+        return SWEEPABLE[self.variable][1]
+
+    def member_name(self, value: float) -> str:
+        """Name of the variant built at ``value``, e.g. 'rot45', 'overlap0.7'."""
+        return f"{SWEEPABLE[self.variable][0]}{value:g}"
+
+
+@dataclass(frozen=True)
+class SAESpec:
+    """SAEs trained on every member: architecture, seeds, training samples, optional width/L0."""
+
+    arch: str = "topk"
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    samples: int = 1_000_000
+    width_factor: float | None = None
+    l0: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise field_error("arch", f"unknown architecture {self.arch!r} (one of {', '.join(ARCHITECTURES)})")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise field_error("seeds", f"needs distinct seeds, got {self.seeds}")
+        if self.samples < 1:
+            raise field_error("samples", f"must be >= 1, got {self.samples}")
+        if self.width_factor is not None and self.width_factor <= 0:
+            raise field_error("width_factor", f"must be > 0, got {self.width_factor}")
+        if self.l0 is not None and self.l0 < 1:
+            raise field_error("l0", f"must be >= 1, got {self.l0}")
+
+
+@dataclass(frozen=True)
+class CompareSpec:
+    """How each pair of SAEs is compared: shared inputs, null permutations, pairing modes."""
+
+    samples: int = 20_000
+    n_perm: int = 1000
+    modes: list[str] = field(default_factory=lambda: ["many_to_one", "mutual"])
+    seed: int = 2024
+
+    def __post_init__(self) -> None:
+        if self.samples < 100:
+            raise field_error("samples", f"must be >= 100, got {self.samples}")
+        if self.n_perm < 19:
+            raise field_error("n_perm", f"must be >= 19 (p-values below 0.05 need it), got {self.n_perm}")
+        unknown = [m for m in self.modes if m not in PAIR_MODES]
+        if not self.modes or unknown:
+            raise field_error("modes", f"unknown pairing mode {unknown[0] if unknown else None!r} (any of {', '.join(PAIR_MODES)})")
+
+
+@dataclass(frozen=True)
+class PresetOverride:
+    """What a preset changes so the experiment fits its size; ``note`` is shown in the report."""
+
+    values: list[float] | None = None
+    sae_samples: int | None = None
+    compare_samples: int | None = None
+    n_perm: int | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """One declarative experiment (see module docstring)."""
+
+    name: str
+    description: str
+    sweep: SweepSpec
+    sae: SAESpec = field(default_factory=SAESpec)
+    compare: CompareSpec = field(default_factory=CompareSpec)
+    family_seed: int = 0
+    presets: dict[str, PresetOverride] = field(default_factory=dict)
+    preset: str = "small"
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise field_error("name", "must not be empty")
+        unknown = sorted(set(self.presets) - set(PRESETS))
+        if unknown:
+            raise field_error(f"presets.{unknown[0]}", f"unknown preset (one of {', '.join(PRESETS)})")
+        if self.preset not in PRESETS:
+            raise field_error("preset", f"unknown preset {self.preset!r} (one of {', '.join(PRESETS)})")
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "") -> ExperimentSpec:
+        """Validate a mapping (ConfigError naming the field on any problem)."""
+        return build(cls, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def at_preset(self, preset: str) -> ExperimentSpec:
+        """This experiment on ``preset`` with that preset's overrides applied (``presets`` emptied)."""
+        if preset not in PRESETS:
+            raise ConfigError(f"preset: unknown preset {preset!r} (one of {', '.join(PRESETS)})")
+        o = self.presets.get(preset, PresetOverride())
+        sweep = replace(self.sweep, values=o.values) if o.values is not None else self.sweep
+        sae = replace(self.sae, samples=o.sae_samples) if o.sae_samples is not None else self.sae
+        compare = self.compare
+        if o.compare_samples is not None:
+            compare = replace(compare, samples=o.compare_samples)
+        if o.n_perm is not None:
+            compare = replace(compare, n_perm=o.n_perm)
+        note = " ".join(n for n in (self.note, o.note) if n)
+        return replace(self, sweep=sweep, sae=sae, compare=compare, presets={}, preset=preset, note=note)
+
+    @property
+    def config_hash(self) -> str:
+        """sha256 (16 hex digits) of the resolved experiment's canonical JSON."""
+        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:16]
+
+    def family_config(self) -> dict[str, Any]:
+        """The family (as a FamilyConfig mapping): the preset's world plus one variant per value."""
+        variants = [{"name": self.sweep.member_name(v), self.sweep.variable: v} for v in self.sweep.values]
+        return {"name": f"exp-{self.name}", "world": self.preset, "seed": self.family_seed, "variants": variants}
+
+
+def registry() -> dict[str, Path]:
+    """The shipped experiments: name -> YAML path."""
+    folder = resources.files("featgeom.experiments") / "registry"
+    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def load_spec(name_or_file: str | Path) -> ExperimentSpec:
+    """A registered experiment by name, or a YAML file; ConfigError naming the problem."""
+    import yaml
+
+    shipped = registry()
+    path = shipped.get(str(name_or_file), Path(name_or_file))
+    if not path.is_file():
+        raise ConfigError(f"experiment: {str(name_or_file)!r} is neither a registered experiment "
+                          f"({', '.join(sorted(shipped))}) nor a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return ExperimentSpec.from_dict(data, where=path.name)

@@ -1,0 +1,133 @@
+"""The results database of experiment runs: one SQLite file, one row per measured value.
+
+Schema (``SCHEMA``; documented in docs/experiments.md):
+
+* ``runs``: one row per resolved experiment (``config_hash`` = hash of the resolved spec), with
+  its name, preset, config JSON, package versions and accumulated wall seconds.
+* ``jobs``: one row per finished job (``train:<member>:s<seed>`` or ``compare:<condition>:s<seed>``)
+  with its seconds and a JSON detail (e.g. the SAE's path and metrics).
+* ``results``: one row per value: experiment, condition, swept variable and value, the two members
+  and SAE seeds, pairing mode ('' for values that do not depend on one), metric, value, p-value,
+  null mean and std (NULL where no null applies), a note (why a value is NULL), versions and
+  config hash.  The primary key makes a value impossible to store twice.
+
+A job's rows and its ``jobs`` row are written in one transaction, so a run killed at any moment
+has either all of a job's rows or none, and a resumed run skips exactly the jobs already stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from featgeom.errors import ArtifactError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    config_hash TEXT PRIMARY KEY, experiment TEXT NOT NULL, preset TEXT NOT NULL,
+    config_json TEXT NOT NULL, versions_json TEXT NOT NULL, created_at TEXT NOT NULL,
+    seconds REAL NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS jobs (
+    config_hash TEXT NOT NULL, job TEXT NOT NULL, kind TEXT NOT NULL, seconds REAL NOT NULL,
+    finished_at TEXT NOT NULL, detail_json TEXT NOT NULL, PRIMARY KEY (config_hash, job));
+CREATE TABLE IF NOT EXISTS results (
+    experiment TEXT NOT NULL, config_hash TEXT NOT NULL, condition TEXT NOT NULL,
+    swept_variable TEXT NOT NULL, swept_value REAL NOT NULL,
+    member_a TEXT NOT NULL, member_b TEXT NOT NULL, seed_a INTEGER NOT NULL, seed_b INTEGER NOT NULL,
+    pairing TEXT NOT NULL, metric TEXT NOT NULL, value REAL, p_value REAL, null_mean REAL, null_std REAL,
+    note TEXT NOT NULL DEFAULT '', featgeom_version TEXT NOT NULL, sae_lens_version TEXT NOT NULL,
+    PRIMARY KEY (config_hash, condition, seed_a, seed_b, pairing, metric));
+"""
+RESULT_COLUMNS = ("experiment", "config_hash", "condition", "swept_variable", "swept_value", "member_a", "member_b",
+                  "seed_a", "seed_b", "pairing", "metric", "value", "p_value", "null_mean", "null_std", "note",
+                  "featgeom_version", "sae_lens_version")
+
+
+class ResultsDB:
+    """The SQLite results file at ``path`` (created with SCHEMA if missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with closing(self._connect()) as con, con:
+                con.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ArtifactError(f"{self.path}: not a featgeom results database ({exc})") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60)
+        con.row_factory = sqlite3.Row
+        return con
+
+    def register_run(self, config_hash: str, experiment: str, preset: str, config: dict[str, Any],
+                     versions: dict[str, str]) -> None:
+        """Record the run (no-op when ``config_hash`` is already there)."""
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, 0)",
+                        (config_hash, experiment, preset, json.dumps(config, sort_keys=True),
+                         json.dumps(versions, sort_keys=True), _now()))
+
+    def add_seconds(self, config_hash: str, seconds: float) -> None:
+        """Add one session's wall time to the run's total."""
+        with closing(self._connect()) as con, con:
+            con.execute("UPDATE runs SET seconds = seconds + ? WHERE config_hash = ?", (seconds, config_hash))
+
+    def finished_jobs(self, config_hash: str) -> dict[str, dict[str, Any]]:
+        """job name -> its detail, for every job of the run already stored."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT job, detail_json FROM jobs WHERE config_hash = ?", (config_hash,)).fetchall()
+        return {r["job"]: json.loads(r["detail_json"]) for r in rows}
+
+    def record_job(self, config_hash: str, job: str, kind: str, seconds: float, detail: dict[str, Any],
+                   rows: Iterable[dict[str, Any]] = ()) -> bool:
+        """Store a finished job and its result rows in one transaction; False if it was already stored."""
+        rows = list(rows)
+        missing = [c for row in rows for c in RESULT_COLUMNS if c not in row and c not in ("note",)]
+        if missing:
+            raise ArtifactError(f"result row of job {job!r} lacks column {missing[0]!r}")
+        with closing(self._connect()) as con, con:
+            inserted = con.execute("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
+                                   (config_hash, job, kind, seconds, _now(), json.dumps(detail, sort_keys=True)))
+            if inserted.rowcount == 0:
+                return False
+            con.executemany(f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES "
+                            f"({', '.join('?' * len(RESULT_COLUMNS))})",
+                            [tuple(row.get(c, "") if c == "note" else row[c] for c in RESULT_COLUMNS) for row in rows])
+        return True
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run stored, oldest first (config and versions decoded)."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT * FROM runs ORDER BY created_at, config_hash").fetchall()
+        return [{**dict(r), "config": json.loads(r["config_json"]), "versions": json.loads(r["versions_json"])}
+                for r in rows]
+
+    def results(self, config_hash: str | None = None) -> list[dict[str, Any]]:
+        """Result rows (of one run, or all), in a stable order."""
+        query = "SELECT * FROM results" + (" WHERE config_hash = ?" if config_hash else "")
+        query += " ORDER BY experiment, swept_value, condition, seed_a, seed_b, pairing, metric"
+        with closing(self._connect()) as con:
+            rows = con.execute(query, (config_hash,) if config_hash else ()).fetchall()
+        return [dict(r) for r in rows]
+
+    def export_csv(self, path: str | Path, config_hash: str | None = None) -> Path:
+        """Write the result rows as CSV (header = RESULT_COLUMNS); return the path."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(RESULT_COLUMNS))
+            writer.writeheader()
+            writer.writerows(self.results(config_hash))
+        tmp.replace(path)
+        return path
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
