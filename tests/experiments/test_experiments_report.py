@@ -55,8 +55,8 @@ def test_report_has_figures_tables_and_config(tiny_run):
     page = report.read_text()
     assert page.count('src="data:image/png;base64,') == 3
     for kind in ("similarity", "ground_truth", "pairs"):
-        assert (tiny_run.out / f"quickstart-{kind}.png").stat().st_size > 1000
-        assert (tiny_run.out / f"quickstart-{kind}.svg").read_text().lstrip().startswith("<?xml")
+        assert (tiny_run.out / f"quickstart-tiny-{kind}.png").stat().st_size > 1000
+        assert (tiny_run.out / f"quickstart-tiny-{kind}.svg").read_text().lstrip().startswith("<?xml")
     svcca = next(r for r in ResultsDB(tiny_run.db).results()
                  if r["swept_value"] == 1.0 and r["pairing"] == "mutual" and r["metric"] == "svcca")
     assert f"svcca {svcca['value']:.3f}" in page  # the identical-members finding quotes the stored number

@@ -188,8 +188,10 @@ class _Pool:
         future = next(iter(done))
         return future, *_result(future.result, in_flight[future])
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, failed: bool = False) -> None:
+        """Wait for the workers; after a failure or Ctrl-C, drop queued jobs and do not wait (the
+        workers die with this process)."""
+        self.pool.shutdown(wait=not failed, cancel_futures=True)
 
 
 def _die_with_parent() -> None:
@@ -225,7 +227,7 @@ class _Ray:
         (ref,), _ = self.ray.wait(list(in_flight), num_returns=1)
         return ref, *_result(lambda: self.ray.get(ref), in_flight[ref])
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self.ray.shutdown()
 
 
@@ -259,10 +261,10 @@ class _backend:
         self.backend = _Ray(workers, address) if ray else _Pool(workers) if workers > 1 else _Serial()
         return self.backend
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         close = getattr(self.backend, "close", None)
         if close is not None:
-            close()
+            close(failed=exc_type is not None)
 
 
 class _progress:

@@ -80,7 +80,8 @@ def _section(out: Path, run: dict[str, Any], table: Table) -> str:
         return f"<h2>{html.escape(name)}</h2><p>No results stored yet.</p>"
     variable = config["sweep"]["variable"]
     label = SWEEPABLE[variable][1]
-    figures = [_figure(out, name, kind, table, label) for kind in ("similarity", "ground_truth", "pairs")]
+    stem = f"{name}-{run['preset']}"
+    figures = [_figure(out, stem, kind, table, label) for kind in ("similarity", "ground_truth", "pairs")]
     seeds = sorted({r["seed_a"] for r in table.rows})
     items = "".join(f"<li>{html.escape(s)}</li>" for s in findings(table, variable))
     note = f"<p><i>{html.escape(config['note'])}</i></p>" if config.get("note") else ""
@@ -152,8 +153,8 @@ def _truth_findings(table: Table, mode: str) -> list[str]:
     gt = table.mean("", "gt_mcc")
     emp = table.mean("", "empirical_mcc")
     gap = table.mean("", "universality_gap")
-    out = [f"Ground-truth ceiling GT-MCC {gt[0]:.3f} → {gt[-1]:.3f}; empirical cross-SAE MCC {emp[0]:.3f} → "
-           f"{emp[-1]:.3f}; universality gap {gap[0]:.3f} → {gap[-1]:.3f} (mean gap {np.nanmean(gap):.3f})."]
+    out = [(f"Ground-truth ceiling GT-MCC {gt[0]:.3f} → {gt[-1]:.3f}; empirical cross-SAE MCC {emp[0]:.3f} → "
+            f"{emp[-1]:.3f}; universality gap {gap[0]:.3f} → {gap[-1]:.3f} (mean gap {np.nanmean(gap):.3f}).")]
     if len(table.values) >= 3 and np.nanstd(gt) > 1e-3:
         tracks = []
         for m in SIMILARITY + ("correspondence_accuracy",):
@@ -176,7 +177,8 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x[ok], y[ok])[0, 1])
 
 
-def _figure(out: Path, name: str, kind: str, table: Table, label: str) -> str:
+def _figure(out: Path, stem: str, kind: str, table: Table, label: str) -> str:
+    """One figure (``kind``) of a run, embedded; also written as OUT/STEM-KIND.png and .svg."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,9 +203,9 @@ def _figure(out: Path, name: str, kind: str, table: Table, label: str) -> str:
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    stem = out / f"{name}-{kind}"
-    tag = figure_tag(fig, f"{name}: {kind}", save_as=stem.with_suffix(".png"))
-    fig.savefig(stem.with_suffix(".svg"))
+    path = out / f"{stem}-{kind}"
+    tag = figure_tag(fig, f"{stem}: {kind}", save_as=path.with_suffix(".png"))
+    fig.savefig(path.with_suffix(".svg"))
     plt.close(fig)
     return tag
 
