@@ -7,8 +7,10 @@ copula + hierarchy modifier) vs ``FastSampler.sample_features`` — the headline
 hidden activations — ``SyntheticModel.sample`` vs ``FastSampler.sample``.  SAELens runs torch on
 both cores (intra-op threads); featgeom uses ``--workers`` processes (default 2, one per core).
 Both run on the same world (SAELens's model is built from our world's arrays).  A sanity check compares per-feature
-firing rates of the two samples (max |z|).  --quick skips the world's 100 orthogonalization steps
-(directions do not change the sampling cost) and times less.  Last line: JSON.
+firing rates of the two samples (max |z|).  The two sides are timed alternately (5 pairs with
+--quick, 9 without; each timing >= 2 s / 5 s), so a drift in machine speed hits both; reported:
+median rates and the median and range of the per-pair ratios.  --quick also skips the world's
+100 orthogonalization steps (directions do not change the sampling cost).  Last line: JSON.
 """
 
 from __future__ import annotations
@@ -16,19 +18,32 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 
 import numpy as np
 import torch
 
 
-def throughput(draw, batch: int, min_seconds: float) -> tuple[float, list]:
-    """Samples/s of ``draw(batch)`` repeated for at least ``min_seconds`` (after one warm-up)."""
-    draw(batch)
-    outputs, start = [], time.perf_counter()
-    while time.perf_counter() - start < min_seconds or not outputs:
-        outputs.append(draw(batch))
-    return batch * len(outputs) / (time.perf_counter() - start), outputs
+def throughput(draw, batch: int, min_seconds: float, kept: list, keep: int = 6) -> float:
+    """Samples/s of ``draw(batch)`` repeated for at least ``min_seconds``; the first ``keep``
+    outputs (over all calls) are appended to ``kept`` for the agreement check."""
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds or count == 0:
+        out = draw(batch)
+        if len(kept) < keep:
+            kept.append(out)
+        count += 1
+    return batch * count / (time.perf_counter() - start)
+
+
+def interleaved(ours, reference, reps: int) -> dict:
+    """Alternate ``reps`` timings of each side (ours, then the reference, ...): a drift in machine
+    speed hits both.  Median rates, and the median and range of the per-pair ratios."""
+    pairs = [(ours(), reference()) for _ in range(reps)]
+    ratios = [a / b for a, b in pairs]
+    return {"ours": statistics.median(a for a, _ in pairs), "reference": statistics.median(b for _, b in pairs),
+            "ratio": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)], "pairs": pairs}
 
 
 def main() -> None:
@@ -38,7 +53,6 @@ def main() -> None:
     args = parser.parse_args()
     from featgeom.world import build_world, preset
 
-    seconds = 8.0 if args.quick else 30.0
     config = preset("synthsaebench-16k")
     if args.quick:
         config = config.with_changes(orthogonalization=None)
@@ -50,10 +64,14 @@ def main() -> None:
     sampler = world.sampler(seed=0, workers=args.workers)
     torch.manual_seed(0)
 
-    ref_feat, ref_batches = throughput(model.activation_generator.sample, 1024, seconds)
-    ours_feat, our_batches = throughput(sampler.sample_features, 16384, seconds)
-    ref_hidden, _ = throughput(model.sample, 1024, seconds / 2)
-    ours_hidden, _ = throughput(sampler.sample, 16384, seconds / 2)
+    reps, seconds = (5, 2.0) if args.quick else (9, 5.0)
+    ref_batches, our_batches = [], []
+    model.activation_generator.sample(1024)  # warm-up of both sides
+    sampler.sample_features(16384)
+    feat = interleaved(lambda: throughput(sampler.sample_features, 16384, seconds, our_batches),
+                       lambda: throughput(model.activation_generator.sample, 1024, seconds, ref_batches), reps)
+    hidden = interleaved(lambda: throughput(sampler.sample, 16384, seconds / 2, []),
+                         lambda: throughput(model.sample, 1024, seconds / 2, []), max(3, reps // 2))
 
     ref_on = np.concatenate([(b > 0).numpy() for b in ref_batches])
     ours_rate = np.mean([np.bincount(b.indices, minlength=world.num_features) / b.shape[0] for b in our_batches], 0)
@@ -66,18 +84,19 @@ def main() -> None:
     l0_ref = ref_on.sum(1).mean()
     l0_ours = np.mean([b.values.size / b.shape[0] for b in our_batches])
 
-    print(f"feature sampling  SAELens {ref_feat:10.0f} samples/s   featgeom {ours_feat:10.0f} samples/s   "
-          f"ratio {ours_feat / ref_feat:.1f}x")
-    print(f"hidden sampling   SAELens {ref_hidden:10.0f} samples/s   featgeom {ours_hidden:10.0f} samples/s   "
-          f"ratio {ours_hidden / ref_hidden:.1f}x")
+    for name, r in (("feature sampling", feat), ("hidden sampling ", hidden)):
+        print(f"{name}  SAELens {r['reference']:10.0f} samples/s   featgeom {r['ours']:10.0f} samples/s   "
+              f"ratio {r['ratio']:.1f}x (median of {len(r['pairs'])} interleaved pairs; "
+              f"range {r['ratio_range'][0]:.1f}-{r['ratio_range'][1]:.1f}x)")
     sampler.close()
     print(f"agreement: mean L0 SAELens {l0_ref:.2f} vs featgeom {l0_ours:.2f}; "
           f"max per-feature firing-rate |z| {z.max():.2f} over {z.size} features ({n_ref} vs {n_ours} samples)")
     print(json.dumps({
         "benchmark": "sampler", "world": "synthsaebench-16k", "quick": args.quick, "unit": "samples/s",
-        "ours": round(ours_feat), "reference": round(ref_feat), "ratio": round(ours_feat / ref_feat, 2),
-        "hidden_ours": round(ours_hidden), "hidden_reference": round(ref_hidden),
-        "hidden_ratio": round(ours_hidden / ref_hidden, 2), "l0_reference": round(float(l0_ref), 3),
+        "ours": round(feat["ours"]), "reference": round(feat["reference"]), "ratio": round(feat["ratio"], 2),
+        "ratio_range": [round(x, 2) for x in feat["ratio_range"]], "pairs": [[round(x) for x in p] for p in feat["pairs"]],
+        "hidden_ours": round(hidden["ours"]), "hidden_reference": round(hidden["reference"]),
+        "hidden_ratio": round(hidden["ratio"], 2), "l0_reference": round(float(l0_ref), 3),
         "l0_ours": round(float(l0_ours), 3), "max_rate_z": round(float(z.max()), 2),
         "threads": torch.get_num_threads(), "workers": args.workers, "machine": platform.processor() or platform.machine(),
     }))

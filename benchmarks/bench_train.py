@@ -3,12 +3,16 @@
     python benchmarks/bench_train.py [--quick] [--archs topk,batchtopk] [--width 4096] [--k 25]
 
 End-to-end samples/s (sampling + SAE step) of (a) featgeom: ``MemberStream`` batches into the
-SAELens training SAE's ``training_forward_pass`` + Adam (``featgeom.sae.train``), and (b) SAELens's
+SAELens training SAE's ``training_forward_pass`` (computed sparsely for TopK / BatchTopK,
+``featgeom.sae.sparse``) + Adam (``featgeom.sae.train``), and (b) SAELens's
 ``SyntheticSAERunner`` (its own ``ActivationGenerator`` + ``SAETrainer``) with the same SAE config,
 batch size and world (SAELens's model is built from our world's arrays), no wandb, no output, no
-evals.  Both use torch's default threads.  --quick skips the world's 100 orthogonalization steps
-(directions do not change the cost) and trains fewer batches.  Last line: JSON with ``ours``,
-``reference`` and ``ratio`` (for the first architecture) and ``per_arch`` (all of them).
+evals.  Both use torch's default threads.  The two sides are timed alternately (``reps`` pairs:
+ours for a few batches, then a fresh SAELens runner for a few batches, ...), so a drift in
+machine speed hits both; reported: median rates and the median and range of the per-pair ratios.
+--quick skips the world's 100 orthogonalization steps (directions do not change the cost) and
+times fewer batches.  Last line: JSON with ``ours``, ``reference``, ``ratio``, ``ratio_range``
+(first architecture) and ``per_arch`` (all of them, with every pair).
 """
 
 from __future__ import annotations
@@ -16,31 +20,35 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 import warnings
 
 
-def ours(family, cfg, batches: int) -> float:
-    """Samples/s of featgeom's training loop (one warm-up step, then ``batches`` steps)."""
-    from featgeom.sae.train import _new_run, _step
+class Ours:
+    """featgeom's training loop on the base member; ``rate(batches)`` times that many steps."""
 
-    run = _new_run(cfg, family, "base")
-    _step(run)
-    start = time.perf_counter()
-    for _ in range(batches):
-        _step(run)
-    return batches * cfg.batch_size / (time.perf_counter() - start)
+    def __init__(self, family, cfg) -> None:
+        from featgeom.sae.train import _new_run, _step
+
+        self.run, self.step = _new_run(cfg, family, "base"), _step
+        self.step(self.run)  # warm-up (b_dec init, allocations)
+
+    def rate(self, batches: int) -> float:
+        start = time.perf_counter()
+        for _ in range(batches):
+            self.step(self.run)
+        return batches * self.run.cfg.batch_size / (time.perf_counter() - start)
 
 
-def reference(world, cfg, batches: int) -> float:
-    """Samples/s of SAELens's SyntheticSAERunner.run() on ``batches`` batches (same SAE config)."""
+def reference(world, model, cfg, batches: int) -> float:
+    """Samples/s of a fresh SAELens SyntheticSAERunner.run() on ``batches`` batches (same SAE config)."""
     from sae_lens import LoggingConfig
     from sae_lens.synthetic.synthetic_sae_runner import SyntheticSAERunner, SyntheticSAERunnerConfig
 
     from featgeom.sae.arch import sae_config
     from featgeom.world.build import to_saelens_config
 
-    model = world.to_saelens()
     runner_cfg = SyntheticSAERunnerConfig(
         synthetic_model=to_saelens_config(world.config), sae=sae_config(cfg, world.hidden_dim),
         training_samples=batches * cfg.batch_size, batch_size=cfg.batch_size, lr=cfg.lr,
@@ -51,6 +59,15 @@ def reference(world, cfg, batches: int) -> float:
     start = time.perf_counter()
     runner.run()
     return batches * cfg.batch_size / (time.perf_counter() - start)
+
+
+def interleaved(ours_rate, ref_rate, reps: int) -> dict:
+    """Alternate ``reps`` timings of each side (ours first, then the reference, ...); a drift in
+    machine speed hits both.  Median rates, and the median and range of the per-pair ratios."""
+    pairs = [(ours_rate(), ref_rate()) for _ in range(reps)]
+    ratios = [a / b for a, b in pairs]
+    return {"ours": statistics.median(a for a, _ in pairs), "reference": statistics.median(b for _, b in pairs),
+            "ratio": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)], "pairs": pairs}
 
 
 def main() -> None:
@@ -76,18 +93,23 @@ def main() -> None:
     world = build_world(world_cfg)
     family = build_family(FamilyConfig(world=world_cfg), world=world)
     print(f"world: {world.num_features} features, {world.hidden_dim} dims, built in {time.perf_counter() - t0:.1f}s")
-    ours_batches, ref_batches = (30, 6) if args.quick else (200, 40)
+    reps, ours_batches, ref_batches = (4, 10, 2) if args.quick else (6, 40, 8)
+    model = world.to_saelens()
     per_arch = {}
     for arch in args.archs.split(","):
         cfg = SAETrainConfig(arch=arch, width=args.width, l0=args.k, batch_size=args.batch_size, lr=3e-4,
-                             samples=10 * args.batch_size, revival="aux")
-        a = ours(family, cfg, ours_batches)
-        b = reference(world, cfg, ref_batches)
-        per_arch[arch] = {"ours": a, "reference": b, "ratio": a / b}
-        print(f"{arch:>10}: featgeom {a:10,.0f} samples/s   SAELens runner {b:10,.0f} samples/s   ratio {a / b:5.1f}x")
+                             samples=1000 * args.batch_size, revival="aux")
+        mine = Ours(family, cfg)
+        r = interleaved(lambda: mine.rate(ours_batches), lambda: reference(world, model, cfg, ref_batches), reps)
+        per_arch[arch] = r
+        print(f"{arch:>10}: featgeom {r['ours']:8,.0f} samples/s   SAELens runner {r['reference']:8,.0f} samples/s   "
+              f"ratio {r['ratio']:5.1f}x (median of {reps} interleaved pairs; range "
+              f"{r['ratio_range'][0]:.1f}-{r['ratio_range'][1]:.1f}x)")
     first = per_arch[args.archs.split(",")[0]]
-    print(json.dumps({**first, "per_arch": per_arch, "width": args.width, "k": args.k, "batch_size": args.batch_size,
-                      "quick": args.quick, "torch_threads": torch.get_num_threads(), "machine": platform.machine()}))
+    summary = {k: first[k] for k in ("ours", "reference", "ratio", "ratio_range")}
+    print(json.dumps({**summary, "per_arch": per_arch, "width": args.width, "k": args.k, "batch_size": args.batch_size,
+                      "quick": args.quick, "reps": reps, "torch_threads": torch.get_num_threads(),
+                      "machine": platform.machine()}))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 import numpy as np
 import pytest
 
+from scipy.special import ndtr
+
 from featgeom.errors import ConfigError
-from featgeom.world.sampler import FeatureBatch, bernoulli_grid
+from featgeom.world import sampler as sampler_module
+from featgeom.world.sampler import FeatureBatch, SamplingLaw, below_upper_tail, bernoulli_grid
 
 
 def test_bernoulli_grid_rates_and_independence():
@@ -72,3 +75,31 @@ def test_bad_sample_count_and_workers(tiny_world):
         tiny_world.sampler().sample_features(0)
     with pytest.raises(ConfigError, match="workers"):
         tiny_world.sampler(workers=0)
+
+
+def test_below_upper_tail_gives_the_same_booleans_as_ndtr():
+    rng = np.random.default_rng(2)
+    u = np.concatenate([rng.normal(0, 3, 200_000), rng.uniform(-15, 15, 50_000), [-np.inf, -30, 30, np.inf],
+                        -9 + 1e-3 * rng.integers(0, 18_001, 10_000)])  # grid points themselves
+    exact = ndtr(-u)
+    # levels right at Q(u) (inside every bracket), and spread over [0, 1]
+    level = np.concatenate([exact[:100_000] * (1 + rng.uniform(-1e-9, 1e-9, 100_000)), rng.random(u.size - 100_000)])
+    np.testing.assert_array_equal(below_upper_tail(level, u), level < exact)
+
+
+def test_dense_check_finds_every_candidate_value_and_violation(tiny_world, monkeypatch):
+    monkeypatch.setattr(sampler_module, "_CHUNK", 128)  # several chunks, the last one partial
+    law = SamplingLaw(tiny_world)
+    rng = np.random.default_rng(3)
+    n = 1000
+    eps = rng.standard_normal((n, law.factor.shape[1]), dtype=np.float32)
+    rows, local = bernoulli_grid(law.candidate_prob, n, rng)
+    cand_a, v_rows, v_local, v_a = law._dense_check(eps, rows, local)
+    a = eps @ law.top_factor_t  # (n, N_top) brute force
+    np.testing.assert_allclose(cand_a, a[rows, local], rtol=1e-5, atol=1e-5)
+    hit = a > law.violation_level
+    hit[rows, local] = False
+    expected = set(zip(*np.nonzero(hit)))
+    assert len(expected) > 0
+    assert set(zip(v_rows.tolist(), v_local.tolist())) == expected
+    np.testing.assert_allclose(v_a, a[v_rows, v_local], rtol=1e-5, atol=1e-5)

@@ -140,7 +140,7 @@ def broken_sampler(world, breakage: str) -> FastSampler:
         law.scale_children = np.zeros_like(law.scale_children)
     elif breakage == "no_correlation":
         law.factor = np.zeros_like(law.factor)
-        law.top_factor = np.zeros_like(law.top_factor)
+        law.top_factor_t = np.zeros_like(law.top_factor_t)
     return sampler
 
 

@@ -1,7 +1,8 @@
 """Train one SAELens training SAE on one family member, fed by featgeom's fast sampler.
 
 Each step: x = next batch of the member's hidden vectors (batch_size, d); SAELens's
-``training_forward_pass`` gives loss = MSE + architecture losses; Adam step after clipping the
+``training_forward_pass`` gives loss = MSE + architecture losses (for TopK / BatchTopK the same
+pass computed sparsely, :mod:`featgeom.sae.sparse`); Adam step after clipping the
 gradient norm to 1 (as SAELens's trainer); lr schedule from SAELens's ``get_lr_scheduler``;
 the L0 controller adapts the sparsity coefficient (standard / gated / jumprelu); latents that
 have not fired for ``dead_window`` samples are "dead" (fed to the TopK aux / JumpReLU pre-act
@@ -33,6 +34,7 @@ from featgeom.sae.config import CONTROLLED, SAETrainConfig
 from featgeom.sae.control import L0Controller
 from featgeom.sae.data import MemberStream
 from featgeom.sae.evaluate import evaluate_on_member
+from featgeom.sae.sparse import sparse_forward_pass, supports_sparse
 
 EVAL_SAMPLES = 100_000
 CALIBRATION_SAMPLES = 16_384
@@ -180,8 +182,9 @@ def _step(run: _Run) -> None:
     dead = run.since_fired >= cfg.dead_window
     coefficients = {archs.COEFFICIENT[cfg.arch]: run.controller.coefficient} if run.controller else {}
     sae.train()
-    out = sae.training_forward_pass(TrainStepInput(sae_in=x, coefficients=coefficients, dead_neuron_mask=dead,
-                                                   n_training_steps=run.step, is_logging_step=False))
+    step = TrainStepInput(sae_in=x, coefficients=coefficients, dead_neuron_mask=dead, n_training_steps=run.step,
+                          is_logging_step=False)
+    out = sparse_forward_pass(sae, step) if supports_sparse(sae) else sae.training_forward_pass(step)
     loss = out.loss.item()
     if not math.isfinite(loss):
         where = f"last good checkpoint kept at {run.last_checkpoint}" if run.last_checkpoint else "no checkpoint"

@@ -10,8 +10,10 @@ using that the features are independent *given eps*:
 1. top-level features (no parent): candidates eta_i > c_i are drawn sparsely (geometric gaps,
    eps-free), then accepted with P(eta_i > u_i | eta_i > c_i) where u_i = (t_i - eps.F_i)/s_i.
    The constant c_i is chosen per feature so that u_i < c_i is rare; when it happens (found by
-   one dense check of eps.F_i > t_i - s_i c_i) a non-candidate fires with the exact remaining
-   probability P(u_i < eta_i <= c_i | eta_i <= c_i).  The result is exact, not approximate.
+   one dense check of eps.F_i > t_i - s_i c_i, a GEMM over cache-sized chunks of rows) a
+   non-candidate fires with the exact remaining probability P(u_i < eta_i <= c_i | eta_i <= c_i).
+   Each acceptance U < Q(u) (Q = 1 - Phi) is decided by a table bracket of Q, with ndtr only
+   when U falls inside the bracket.  The result is exact, not approximate.
 2. children are evaluated only under active parents, level by level, with their own fresh eta;
    mutual exclusion and parent scaling follow SAELens's order (exclusion among raw-active
    children of an active parent, then gating/scaling by the parent's final value).
@@ -40,7 +42,7 @@ from featgeom.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from featgeom.world.build import World
 
-_CHUNK = 1024  # rows per dense check of eps . F (C x N_top float32 stays in cache)
+_CHUNK = 128  # rows per dense check of eps . F (the C x N_top float32 block stays in L2 / L3)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ class SamplingLaw:
         if not self.correlated:
             self.candidate_prob = self.prob[top]
             return
-        self.top_factor = np.ascontiguousarray(self.factor[top])
+        self.top_factor_t = np.ascontiguousarray(self.factor[top].T)  # (r, N_top)
         sigma = np.linalg.norm(self.factor[top].astype(np.float64), axis=1)
         t, s = self.threshold[top], self.diag_sqrt[top]
         # violation = eps.F_i above k sigma_i; pick k minimising E[candidates + violations]
@@ -161,9 +163,9 @@ class SamplingLaw:
         c_grid = (t[None, :] - ks[:, None] * sigma[None, :]) / s[None, :]
         cost = ndtr(-c_grid) + ndtr(-ks)[:, None]
         k = ks[np.argmin(cost, axis=0)]
-        self.cand_c = (t - k * sigma) / s
+        self.top_threshold, self.top_diag_sqrt = t, s
         self.violation_level = (k * sigma).astype(np.float32)
-        self.candidate_prob = ndtr(-self.cand_c)
+        self.candidate_prob = ndtr(-(t - k * sigma) / s)
 
     # --------------------------------------------------------------- sampling
     def draw(self, n: int, rng: np.random.Generator) -> FeatureBatch:
@@ -186,37 +188,49 @@ class SamplingLaw:
         return np.maximum(self.mean[feats] + z * self.std[feats], 0.0)
 
     def _fire_top_level(self, n: int, eps: np.ndarray | None, rng: np.random.Generator):
-        """(rows, features) of the top-level features that fire."""
+        """(rows, features) of the top-level features that fire (module docstring, step 1)."""
+        rows, local = bernoulli_grid(self.candidate_prob, n, rng)
         if not self.correlated:
-            rows, local = bernoulli_grid(self.candidate_prob, n, rng)
             return rows, self.top[local]
-        found = [self._fire_top_chunk(eps[start:start + _CHUNK], start, rng) for start in range(0, n, _CHUNK)]
-        return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+        cand_a, v_rows, v_local, v_a = self._dense_check(eps, rows, local)
+        q_c = self.candidate_prob  # Q(c_i), Q(x) = P(eta > x)
+        # candidate (eta > c): fires w.p. Q(u) / Q(c)               <=> U Q(c) < Q(u)
+        # non-candidate with u < c: w.p. P(u < eta <= c | eta <= c)  <=> U (1 - Q(c)) + Q(c) < Q(u)
+        level = np.concatenate([rng.random(rows.size) * q_c[local],
+                                rng.random(v_rows.size) * (1 - q_c[v_local]) + q_c[v_local]])
+        both = np.concatenate([local, v_local])
+        u = (self.top_threshold[both] - np.concatenate([cand_a, v_a])) / self.top_diag_sqrt[both]
+        fire = below_upper_tail(level, u)
+        return np.concatenate([rows, v_rows])[fire], self.top[both[fire]]
 
-    def _fire_top_chunk(self, eps: np.ndarray, offset: int, rng: np.random.Generator):
-        """Top-level firing for one chunk of rows (see module docstring, step 1)."""
-        n_rows = eps.shape[0]
-        a_t = self.top_factor @ eps.T  # (N_top, C): eps_r . F_i, feature-major
-        rows, local = bernoulli_grid(self.candidate_prob, n_rows, rng)
-        flat = local * n_rows + rows
-        u = self._gap(a_t.ravel().take(flat), local)
-        # P(eta > u | eta > c) = Phi(-u) / Phi(-c), which is >= 1 (always fire) when u < c
-        accept = rng.random(rows.size) * self.candidate_prob[local] < ndtr(-u)
-        violation = a_t > self.violation_level[:, None]
-        violation.ravel()[flat] = False  # candidates are handled above
-        v_flat = np.flatnonzero(violation)
-        v_local, v_rows = np.divmod(v_flat, n_rows)
-        u_v = self._gap(a_t.ravel().take(v_flat), v_local)
-        below_c = ndtr(self.cand_c[v_local])
-        fire = rng.random(v_rows.size) * below_c < below_c - ndtr(u_v)  # P(u < eta <= c | eta <= c)
-        rows = np.concatenate([rows[accept], v_rows[fire]]) + offset
-        local = np.concatenate([local[accept], v_local[fire]])
-        return rows, self.top[local]
+    def _dense_check(self, eps: np.ndarray, rows: np.ndarray, local: np.ndarray):
+        """a_ri = eps_r . F_i at the candidates (rows, local), and every non-candidate (r, i) with
+        a_ri > k_i sigma_i (a violation: u_ri < c_i) as (rows, local, a).
 
-    def _gap(self, a: np.ndarray, local: np.ndarray) -> np.ndarray:
-        """u = (t_i - a) / s_i for top-level features given by local index."""
-        feats = self.top[local]
-        return (self.threshold[feats] - a) / self.diag_sqrt[feats]
+        One (C, N_top) GEMM per chunk of C = _CHUNK rows (small enough to stay in cache);
+        candidates are grouped by chunk with a stable radix sort of their chunk index.
+        """
+        n, n_top = eps.shape[0], self.top.size
+        chunk_of = (rows // _CHUNK).astype(np.min_scalar_type(n // _CHUNK))
+        order = np.argsort(chunk_of, kind="stable")
+        bounds = np.searchsorted(chunk_of[order], np.arange(-(-n // _CHUNK) + 1))
+        cand_a = np.empty(rows.size, dtype=np.float32)
+        buf = np.empty((min(n, _CHUNK), n_top), dtype=np.float32)
+        found = []
+        for c in range(bounds.size - 1):
+            start = c * _CHUNK
+            a = np.matmul(eps[start:start + _CHUNK], self.top_factor_t, out=buf[:min(n - start, _CHUNK)])
+            idx = order[bounds[c]:bounds[c + 1]]
+            flat = (rows[idx] - start) * n_top + local[idx]
+            a_flat = a.ravel()
+            cand_a[idx] = a_flat.take(flat)
+            hit = a > self.violation_level
+            hit.ravel()[flat] = False
+            v = np.flatnonzero(hit)
+            found.append((v + start * n_top, a_flat.take(v)))
+        v_flat = np.concatenate([f[0] for f in found])
+        v_rows, v_local = np.divmod(v_flat, n_top)
+        return cand_a, v_rows, v_local, np.concatenate([f[1] for f in found])
 
     def _next_level(self, rows: np.ndarray, feats: np.ndarray, values: np.ndarray, eps: np.ndarray | None,
                     rng: np.random.Generator):
@@ -334,35 +348,55 @@ def _draw_in_worker(n: int, seed: np.random.SeedSequence) -> FeatureBatch:
     return _WORKER_LAW.draw(n, np.random.default_rng(seed))
 
 
+_TAIL_STEP = 1e-3
+_TAIL_X0 = -9.0
+_TAIL_Q = np.concatenate([[1.0], ndtr(-(_TAIL_X0 + _TAIL_STEP * np.arange(18_001))), [0.0]])  # Q(-inf), Q(x_k), Q(inf)
+
+
+def below_upper_tail(level: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """level < Q(u) elementwise, Q(u) = P(N(0, 1) > u) = ndtr(-u), the same booleans as computing ndtr.
+
+    Q is decreasing, so for u in [x_j, x_j+1] of the grid x_j = -9 + 0.001 j it lies between the
+    tabulated Q(x_j+1) and Q(x_j) (beyond the grid: between 0 or 1 and the end value); ndtr is
+    evaluated only where ``level`` falls inside that bracket (a fraction ~ 0.4e-3 / spread of level).
+    """
+    j = np.clip(np.floor((u - _TAIL_X0) / _TAIL_STEP), -1, _TAIL_Q.size - 3).astype(np.int64)
+    high, low = _TAIL_Q.take(j + 1), _TAIL_Q.take(j + 2)
+    out = level < low
+    unsure = np.flatnonzero((level >= low) & (level < high))
+    out[unsure] = level[unsure] < ndtr(-u[unsure])
+    return out
+
+
 def bernoulli_grid(prob: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """All (row, j) with independent X_rj ~ Bernoulli(prob_j), rows 0..n-1, drawn sparsely.
 
     Successes of column j sit at cumulative sums of geometric gaps G ~ Geom(prob_j)
-    (P(G = g) = (1 - p)^(g-1) p, drawn as floor(log U / log(1 - p)) + 1); cost
-    O(n * sum(prob) + len(prob)) instead of O(n * len(prob)).  Returns (rows, columns), int64.
+    (P(G = g) = (1 - p)^(g-1) p, drawn as floor(log(1 - U) / log(1 - p)) + 1); cost
+    O(n * sum(prob) + len(prob)) instead of O(n * len(prob)).  Each round draws mean + 2 sd + 2
+    gaps for every column that has not yet passed row n - 1.  Returns (rows, columns), int64.
     """
     cols = np.flatnonzero(prob > 0)
     p = prob[cols].astype(np.float64)
     with np.errstate(divide="ignore"):
         log_q = np.log1p(-p)  # -inf when p == 1: every gap is 1
-    expected = n * p
-    budget = np.minimum(np.ceil(expected + 6 * np.sqrt(expected * (1 - p)) + 8), n).astype(np.int64)
     last = np.full(cols.size, -1, dtype=np.int64)  # position of the last success drawn so far
     active = np.arange(cols.size)
     out_rows, out_cols = [], []
     while active.size:
-        counts = budget[active]
-        owner = np.repeat(np.arange(active.size), counts)
-        u = 1.0 - rng.random(owner.size)  # in (0, 1]
-        gaps = np.floor(np.log(u) / log_q[active][owner]).astype(np.int64) + 1
+        left = n - 1 - last[active]
+        mean = left * p[active]
+        counts = np.minimum(np.ceil(mean + 2 * np.sqrt(mean) + 2), left).astype(np.int64)
+        owner = np.repeat(active, counts)
+        ratio = np.minimum(np.log1p(-rng.random(owner.size)) / log_q[owner], n)  # >= 0; capped: no overflow
+        gaps = ratio.astype(np.int64) + 1
         csum = np.cumsum(gaps)
-        seg_end = np.cumsum(counts) - 1
-        seg_start = seg_end - counts + 1
-        pos = last[active][owner] + csum - np.repeat(csum[seg_start] - gaps[seg_start], counts)
+        ends = np.cumsum(counts) - 1
+        starts = ends - counts + 1
+        pos = csum + np.repeat(last[active] - csum[starts] + gaps[starts], counts)
         ok = pos < n
         out_rows.append(pos[ok])
-        out_cols.append(active[owner[ok]])
-        last[active] = pos[seg_end]
-        active = active[last[active] < n]
-        budget[active] = 64
+        out_cols.append(owner[ok])
+        last[active] = pos[ends]
+        active = active[last[active] < n - 1]
     return np.concatenate(out_rows), cols[np.concatenate(out_cols)]
