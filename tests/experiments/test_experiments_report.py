@@ -19,7 +19,7 @@ def _rows(metric_by_value: dict[str, dict[float, list[float]]], p: float = 0.01)
             for seed, v in enumerate(seeds):
                 pairing = "" if metric in ("gt_mcc", "empirical_mcc", "universality_gap") else "mutual"
                 tested = metric in ("svcca", "cka")
-                rows.append({"swept_value": value, "seed_a": seed, "pairing": pairing, "metric": metric, "value": v,
+                rows.append({"swept_value": value, "seed_a": seed, "seed_b": seed, "pairing": pairing, "metric": metric, "value": v,
                              "p_value": p if tested else None, "null_mean": 0.1 if tested else None,
                              "null_std": 0.01 if tested else None})
     return rows
@@ -35,7 +35,8 @@ def test_findings_classify_flat_and_falling_metrics_from_the_numbers():
         "universality_gap": {0.0: [0.2], 45.0: [0.2], 90.0: [0.2]},
     }))
     text = "\n".join(findings(table, "basis_rotation_angle"))
-    assert "On identical members (basis_rotation_angle = 0), mutual pairing gives svcca 0.960, cka 0.900" in text
+    assert ("On identical members (basis_rotation_angle = 0; SAEs of equal seeds), mutual pairing gives "
+            "svcca 0.960, cka 0.900") in text
     flat_line = next(s for s in text.splitlines() if s.startswith("Flat across"))
     assert "svcca 0.960 → 0.955" in flat_line and "cka" not in flat_line
     assert "cka (mutual pairing) falls from 0.9 to 0.5 (-44%)" in text

@@ -56,6 +56,8 @@ def test_config_hash_is_stable_and_sensitive():
     ({"compare": {"n_perm": 5}}, "compare.n_perm"),
     ({"compare": {"modes": ["best"]}}, "compare.modes"),
     ({"presets": {"huge": {}}}, "presets.huge"),
+    ({"compare": {"sae_seeds": "mixed"}}, "compare.sae_seeds"),
+    ({"sae": {"seeds": [3]}}, "compare.sae_seeds"),
     ({"presets": {"tiny": {"sae_samplez": 3}}}, "presets.tiny.sae_samplez"),
 ])
 def test_bad_specs_name_the_field(change, field):
@@ -76,3 +78,16 @@ def test_unknown_experiment_or_file(tmp_path):
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="preset"):
         load_spec("1a").at_preset("huge")
+
+
+def test_seed_pairs_meet_independent_saes_by_default(tmp_path):
+    from featgeom.experiments.runner import plan
+
+    spec = ExperimentSpec.from_dict({**BASE, "sae": {"seeds": [0, 1, 2]}})
+    assert spec.compare.seed_pairs(spec.sae.seeds) == [(0, 1), (1, 2), (2, 0)]
+    _, compares = plan(spec, tmp_path / "family", tmp_path / "store")
+    assert len(compares) == 2 * 3
+    job, needs_a, needs_b = compares[0]
+    assert (job.seed_a, job.seed_b) == (0, 1) and needs_a == "train:base:s0" and needs_b == "train:rot0:s1"
+    same = ExperimentSpec.from_dict({**BASE, "compare": {"sae_seeds": "same"}})
+    assert same.compare.seed_pairs([0, 1]) == [(0, 0), (1, 1)]

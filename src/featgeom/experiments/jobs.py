@@ -37,14 +37,15 @@ class TrainJob:
 
 @dataclass(frozen=True)
 class CompareJob:
-    """Compare SAE (member_a, seed) with SAE (member_b, seed) on shared inputs, with ground truth."""
+    """Compare SAE (member_a, seed_a) with SAE (member_b, seed_b) on shared inputs, with ground truth."""
 
     family_dir: str
     sae_a: str
     sae_b: str
     member_a: str
     member_b: str
-    seed: int
+    seed_a: int
+    seed_b: int
     condition: str
     swept_variable: str
     swept_value: float
@@ -55,7 +56,7 @@ class CompareJob:
 
     @property
     def name(self) -> str:
-        return f"compare:{self.condition}:s{self.seed}"
+        return f"compare:{self.condition}:s{self.seed_a}-s{self.seed_b}"
 
 
 def run_job(job: TrainJob | CompareJob) -> Any:
@@ -95,7 +96,7 @@ def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
     batch = family.sample(job.samples, seed=job.sample_seed, with_features=True)
     sae_a, sae_b = load_sae(job.sae_a), load_sae(job.sae_b)
     result = compare(sae_a.sae, sae_b.sae, batch.hidden[job.member_a], batch.hidden[job.member_b],
-                     modes=job.modes, n_perm=job.n_perm, seed=job.seed,
+                     modes=job.modes, n_perm=job.n_perm, seed=job.seed_a,
                      ground_truth=GroundTruth.from_family(family, job.member_a, job.member_b, batch.features))
     values = result_values(result.to_dict())
     values += [("", "rho_mm_a", family.member(job.member_a).rho_mm, None, None, None, ""),
@@ -103,7 +104,7 @@ def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
                ("", "shared_fraction", family.shared_with_base(job.member_b) / family.member(job.member_b).num_features,
                 None, None, None, "")]
     context = {"condition": job.condition, "swept_variable": job.swept_variable, "swept_value": job.swept_value,
-               "member_a": job.member_a, "member_b": job.member_b, "seed_a": job.seed, "seed_b": job.seed}
+               "member_a": job.member_a, "member_b": job.member_b, "seed_a": job.seed_a, "seed_b": job.seed_b}
     keys = ("pairing", "metric", "value", "p_value", "null_mean", "null_std", "note")
     return [{**context, **dict(zip(keys, v))} for v in values]
 

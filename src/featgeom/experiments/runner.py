@@ -3,8 +3,8 @@
 ``run_experiment(spec, out)``:
 
 1. builds (or loads) the family in the content-addressed store ``OUT/store``;
-2. plans one TrainJob per (member, SAE seed) and one CompareJob per (condition, seed); a compare
-   job starts as soon as both of its SAEs exist;
+2. plans one TrainJob per (member, SAE seed) and one CompareJob per (condition, seed pair) (see
+   :meth:`CompareSpec.seed_pairs`); a compare job starts as soon as both of its SAEs exist;
 3. runs the jobs serially (``workers=1``), in local worker processes (``workers>1``), or as Ray
    tasks (``ray=True``: a local Ray instance, or the cluster at ``ray_address``);
 4. stores each finished job and its rows in ``OUT/results.sqlite`` in one transaction.
@@ -80,10 +80,11 @@ def plan(spec: ExperimentSpec, fam_dir: Path, store: Path) -> tuple[list[TrainJo
     compares = []
     for value in spec.sweep.values:
         member = spec.sweep.member_name(value)
-        for seed in s.seeds:
-            job = CompareJob(str(fam_dir), "", "", "base", member, seed, member, spec.sweep.variable, float(value),
-                             spec.compare.samples, spec.compare.seed, spec.compare.n_perm, tuple(spec.compare.modes))
-            compares.append((job, f"train:base:s{seed}", f"train:{member}:s{seed}"))
+        for seed_a, seed_b in spec.compare.seed_pairs(s.seeds):
+            job = CompareJob(str(fam_dir), "", "", "base", member, seed_a, seed_b, member, spec.sweep.variable,
+                             float(value), spec.compare.samples, spec.compare.seed, spec.compare.n_perm,
+                             tuple(spec.compare.modes))
+            compares.append((job, f"train:base:s{seed_a}", f"train:{member}:s{seed_b}"))
     return trains, compares
 
 

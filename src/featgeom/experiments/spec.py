@@ -86,12 +86,16 @@ class SAESpec:
 
 @dataclass(frozen=True)
 class CompareSpec:
-    """How each pair of SAEs is compared: shared inputs, null permutations, pairing modes."""
+    """How each pair of SAEs is compared: shared inputs, null permutations, pairing modes, and
+    which SAE seeds meet (``sae_seeds``: 'different' pairs base seed i with variant seed i+1
+    (cyclically), so two independently trained SAEs meet as they would for two real models, and
+    the identical-members condition measures the SAE-seed floor; 'same' pairs equal seeds)."""
 
     samples: int = 20_000
     n_perm: int = 1000
     modes: list[str] = field(default_factory=lambda: ["many_to_one", "mutual"])
     seed: int = 2024
+    sae_seeds: str = "different"
 
     def __post_init__(self) -> None:
         if self.samples < 100:
@@ -101,6 +105,14 @@ class CompareSpec:
         unknown = [m for m in self.modes if m not in PAIR_MODES]
         if not self.modes or unknown:
             raise field_error("modes", f"unknown pairing mode {unknown[0] if unknown else None!r} (any of {', '.join(PAIR_MODES)})")
+        if self.sae_seeds not in ("different", "same"):
+            raise field_error("sae_seeds", f"must be 'different' or 'same', got {self.sae_seeds!r}")
+
+    def seed_pairs(self, seeds: list[int]) -> list[tuple[int, int]]:
+        """(base SAE seed, variant SAE seed) of every comparison of a condition."""
+        if self.sae_seeds == "same":
+            return [(s, s) for s in seeds]
+        return [(s, seeds[(i + 1) % len(seeds)]) for i, s in enumerate(seeds)]
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,8 @@ class ExperimentSpec:
             raise field_error(f"presets.{unknown[0]}", f"unknown preset (one of {', '.join(PRESETS)})")
         if self.preset not in PRESETS:
             raise field_error("preset", f"unknown preset {self.preset!r} (one of {', '.join(PRESETS)})")
+        if self.compare.sae_seeds == "different" and len(self.sae.seeds) < 2:
+            raise field_error("compare.sae_seeds", "'different' needs at least 2 SAE seeds (or use 'same')")
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "") -> ExperimentSpec:

@@ -108,7 +108,8 @@ def findings(table: Table, variable: str) -> list[str]:
         i = table.values.index(IDENTITY[variable])
         parts = [f"{m} {table.mean(mode, m)[i]:.3f}" for m in SIMILARITY if table.has(mode, m)]
         acc = table.mean(mode, "correspondence_accuracy")[i]
-        out.append(f"On identical members ({variable} = {IDENTITY[variable]:g}), {mode} pairing gives "
+        seeds = "SAEs of different seeds" if any(r["seed_a"] != r["seed_b"] for r in table.rows) else "SAEs of equal seeds"
+        out.append(f"On identical members ({variable} = {IDENTITY[variable]:g}; {seeds}), {mode} pairing gives "
                    f"{', '.join(parts)}; correspondence accuracy {acc:.3f}.")
     flat, moved = [], []
     for m in SIMILARITY + ("correspondence_accuracy", "n_pairs"):

@@ -4,7 +4,7 @@ Schema (``SCHEMA``; documented in docs/experiments.md):
 
 * ``runs``: one row per resolved experiment (``config_hash`` = hash of the resolved spec), with
   its name, preset, config JSON, package versions and accumulated wall seconds.
-* ``jobs``: one row per finished job (``train:<member>:s<seed>`` or ``compare:<condition>:s<seed>``)
+* ``jobs``: one row per finished job (``train:<member>:s<seed>`` or ``compare:<condition>:s<seed_a>-s<seed_b>``)
   with its seconds and a JSON detail (e.g. the SAE's path and metrics).
 * ``results``: one row per value: experiment, condition, swept variable and value, the two members
   and SAE seeds, pairing mode ('' for values that do not depend on one), metric, value, p-value,
