@@ -81,3 +81,44 @@ def test_top_k_path_reports_missing_empirical_mcc_explicitly(fam, batch, monkeyp
     assert "top-k" in gt["empirical_mcc_unavailable"]
     assert gt["correspondence_accuracy"]["mutual"] == 1.0
     json.loads(result.to_json())
+
+
+def _planted_latents(seed: int = 3):
+    """Sparse latents of two SAEs (B's first 40 latents copy A's), 16-dim decoders (B's rotated)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    lat_a = sp.random(3000, 50, density=0.1, format="csr", random_state=seed, data_rvs=rng.random)
+    own = sp.random(3000, 20, density=0.1, format="csr", random_state=seed + 1, data_rvs=rng.random)
+    lat_b = sp.hstack([lat_a[:, :40], own], format="csr")
+    dec_a = rng.standard_normal((50, 16))
+    rotation = np.linalg.qr(rng.standard_normal((16, 16)))[0]
+    dec_b = np.vstack([dec_a[:40] @ rotation, rng.standard_normal((20, 16))])
+    return lat_a, lat_b, dec_a, dec_b
+
+
+def test_compare_latents_finds_the_planted_pairs_in_either_precision():
+    from featgeom.experiments.compare import compare_latents
+
+    lat_a, lat_b, dec_a, dec_b = _planted_latents()
+    single = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=199)
+    double = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=199, precision="float64")
+    mutual = single.pairings["mutual"]
+    assert mutual["n_pairs"] == 40 and mutual["svcca"]["observed"] == pytest.approx(1.0, abs=1e-9)
+    assert mutual["svcca"]["p_value"] == pytest.approx(1 / 200)
+    assert mutual["svcca"]["precision"] == "float32"
+    for mode, summary in double.pairings.items():
+        for metric in ("svcca", "svcca_legacy", "rsa", "cka", "procrustes"):
+            got, want = single.pairings[mode][metric], summary[metric]
+            assert got["observed"] == want["observed"] and got["p_value"] == want["p_value"]
+            assert got["null_mean"] == pytest.approx(want["null_mean"], abs=1e-5)
+
+
+def test_compare_latents_rejects_decoders_that_do_not_match_the_latents():
+    from featgeom.experiments.compare import compare_latents
+
+    lat_a, lat_b, dec_a, dec_b = _planted_latents()
+    with pytest.raises(ShapeError, match="dec_b: has 59 rows but lat_b has 60 latents"):
+        compare_latents(lat_a, lat_b, dec_a, dec_b[:59], n_perm=9)
+    with pytest.raises(ConfigError, match="precision"):
+        compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=9, precision="half")

@@ -39,9 +39,16 @@ def test_findings_classify_flat_and_falling_metrics_from_the_numbers():
             "svcca 0.960, cka 0.900") in text
     flat_line = next(s for s in text.splitlines() if s.startswith("Flat across"))
     assert "svcca 0.960 → 0.955" in flat_line and "cka" not in flat_line
-    assert "cka (mutual pairing) falls from 0.9 to 0.5 (-44%)" in text
+    assert "cka (mutual pairing) falls from 0.900 to 0.500 (-44%) as basis_rotation_angle goes 0 → 90 (Spearman ρ = -1.00)" in text
     assert "GT-MCC is constant (1.000)" in text
     assert 0.4 > FLAT  # the cka change is well outside the flat tolerance
+
+
+def test_findings_call_a_non_monotone_metric_noisy_not_a_trend():
+    table = Table(_rows({"svcca": {0.0: [0.1, 0.2], 30.0: [0.7, 0.6], 60.0: [0.2, 0.1], 90.0: [0.5, 0.3]}}))
+    text = "\n".join(findings(table, "basis_rotation_angle"))
+    assert "svcca (mutual pairing) varies between 0.150 and 0.650 across conditions with no monotone trend" in text
+    assert "rises" not in text and "Flat" not in text
 
 
 def test_findings_say_where_a_metric_is_not_above_its_null():

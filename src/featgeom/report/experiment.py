@@ -23,7 +23,8 @@ from featgeom.store.results import ResultsDB
 
 SIMILARITY = ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
 GROUND_TRUTH = ("gt_mcc", "empirical_mcc", "universality_gap")
-FLAT = 0.05  # |change| below which a metric counts as flat across the sweep
+FLAT = 0.05  # range over conditions below which a metric counts as flat across the sweep
+MONOTONE = 0.8  # |Spearman rho| with the swept value above which a moving metric counts as a trend
 IDENTITY = {"basis_rotation_angle": 0.0, "feature_overlap_ratio": 1.0, "superposition_delta": 0.0}
 # After the page has loaded, count the figures the browser decoded (checked by the browser test).
 RENDER_CHECK = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
@@ -50,11 +51,11 @@ class Table:
 
     def series(self, pairing: str, metric: str, column: str = "value") -> np.ndarray:
         """(n_values, n_seeds) array of ``column`` (NaN where a value is missing or undefined)."""
-        cell = self.cells[pairing, metric]
-        width = max((len(cell[v]) for v in self.values), default=0)
-        out = np.full((len(self.values), width), np.nan)
+        cell = self.cells.get((pairing, metric), {})
+        width = max((len(cell.get(v, [])) for v in self.values), default=0)
+        out = np.full((len(self.values), max(width, 1)), np.nan)
         for i, v in enumerate(self.values):
-            for j, r in enumerate(cell[v]):
+            for j, r in enumerate(cell.get(v, [])):
                 out[i, j] = np.nan if r[column] is None else r[column]
         return out
 
@@ -107,26 +108,35 @@ def findings(table: Table, variable: str) -> list[str]:
     if IDENTITY[variable] in table.values:
         i = table.values.index(IDENTITY[variable])
         parts = [f"{m} {table.mean(mode, m)[i]:.3f}" for m in SIMILARITY if table.has(mode, m)]
-        acc = table.mean(mode, "correspondence_accuracy")[i]
+        if table.has(mode, "correspondence_accuracy"):
+            parts.append(f"correspondence accuracy {table.mean(mode, 'correspondence_accuracy')[i]:.3f}")
         seeds = "SAEs of different seeds" if any(r["seed_a"] != r["seed_b"] for r in table.rows) else "SAEs of equal seeds"
         out.append(f"On identical members ({variable} = {IDENTITY[variable]:g}; {seeds}), {mode} pairing gives "
-                   f"{', '.join(parts)}; correspondence accuracy {acc:.3f}.")
-    flat, moved = [], []
+                   f"{', '.join(parts)}.")
+    flat, trends, noisy = [], [], []
     for m in SIMILARITY + ("correspondence_accuracy", "n_pairs"):
         if not table.has(mode, m):
             continue
         means = table.mean(mode, m)
-        delta = means[-1] - means[0]
-        scale = max(abs(means[0]), 1e-12) if m == "n_pairs" else 1.0
-        (flat if abs(delta) / scale < FLAT else moved).append((m, means[0], means[-1], delta))
+        scale = max(abs(means[0]), 1e-12) if m == "n_pairs" else 1.0  # pair counts: relative change
+        spread = (np.nanmax(means) - np.nanmin(means)) / scale
+        rho = _spearman(np.asarray(table.values), means)
+        if spread < FLAT:
+            flat.append(f"{m} {_fmt(means[0])} → {_fmt(means[-1])}")
+        elif len(means) < 3 or abs(rho) >= MONOTONE:
+            d = means[-1] - means[0]
+            rel = f" ({d / means[0]:+.0%})" if abs(means[0]) > 1e-12 else ""
+            trends.append(f"{m} ({mode} pairing) {'falls' if d < 0 else 'rises'} from {_fmt(means[0])} to "
+                          f"{_fmt(means[-1])}{rel} as {variable} goes {v0:g} → {v1:g}"
+                          + (f" (Spearman ρ = {rho:+.2f})." if np.isfinite(rho) else "."))
+        else:
+            noisy.append(f"{m} ({mode} pairing) varies between {_fmt(np.nanmin(means))} and {_fmt(np.nanmax(means))} "
+                         f"across conditions with no monotone trend (Spearman ρ = {rho:+.2f}"
+                         f"{_seed_spread(table, mode, m)}).")
     if flat:
-        out.append(f"Flat across the sweep ({variable} {v0:g} → {v1:g}, {mode} pairing; |change| < {FLAT}"
-                   f"{' relative' if any(m == 'n_pairs' for m, *_ in flat) else ''}): "
-                   + ", ".join(f"{m} {a:.3f} → {b:.3f}" for m, a, b, _ in flat) + ".")
-    for m, a, b, d in moved:
-        verb = "falls" if d < 0 else "rises"
-        rel = f" ({d / a:+.0%})" if abs(a) > 1e-12 else ""
-        out.append(f"{m} ({mode} pairing) {verb} from {a:.4g} to {b:.4g}{rel} as {variable} goes {v0:g} → {v1:g}.")
+        out.append(f"Flat across the sweep ({variable} {v0:g} → {v1:g}, {mode} pairing; range over conditions "
+                   f"< {FLAT}, relative for pair counts): " + ", ".join(flat) + ".")
+    out += trends + noisy
     out += _null_findings(table, mode)
     out += _truth_findings(table, mode)
     return out
@@ -171,6 +181,27 @@ def _truth_findings(table: Table, mode: str) -> list[str]:
     return out
 
 
+def _seed_spread(table: Table, pairing: str, metric: str) -> str:
+    """'; mean std over seeds X' where conditions have several seeds, else ''."""
+    values = table.series(pairing, metric)
+    several = np.isfinite(values).sum(axis=1) >= 2
+    if not several.any():
+        return ""
+    return f"; mean std over seeds {np.mean([np.nanstd(row) for row in values[several]]):.3g}"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3f}"
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Rank correlation of the condition means with the swept values (NaN if undefined)."""
+    from scipy.stats import rankdata
+
+    ok = np.isfinite(y)
+    return _pearson(rankdata(x[ok]), rankdata(y[ok])) if ok.sum() >= 3 else float("nan")
+
+
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
@@ -192,9 +223,13 @@ def _figure(out: Path, stem: str, kind: str, table: Table, label: str) -> str:
         "pairs": [("pairs kept", [(mode, "n_pairs") for mode in table.modes]),
                   ("mean correlation of pairs", [(mode, "mean_corr") for mode in table.modes])],
     }[kind]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.remove()
     x = np.asarray(table.values)
-    for ax, (title, curves) in zip(axes[0], panels):
+    for ax, (title, curves) in zip(axes.flat, panels):
         for pairing, metric in curves:
             if not table.has(pairing, metric):
                 continue
@@ -203,6 +238,8 @@ def _figure(out: Path, stem: str, kind: str, table: Table, label: str) -> str:
         ax.set_xlabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
+    fig.suptitle("lines: mean over SAE seeds; coloured bands: min-max over seeds; grey bands: shuffled-pairing "
+                 "null mean ± 2 std", fontsize=8)
     fig.tight_layout()
     path = out / f"{stem}-{kind}"
     tag = figure_tag(fig, f"{stem}: {kind}", save_as=path.with_suffix(".png"))
