@@ -11,6 +11,12 @@ L0 of tens) where a subset of B's latents are noisy copies of A's latents:
   mutual. With ``--ref-latents`` it runs on that many A latents only and its time is
   extrapolated linearly; the output says so.
 
+It also times the full ``featgeom.experiments.compare.compare_latents`` on the same activations
+(pairing many_to_one and mutual; SVCCA, legacy SVCCA, RSA, CKA and Procrustes of the paired
+decoder rows, each with a 1,000-permutation shuffle null), with unit-norm decoder rows in
+D_MODEL dims: B's planted copies are A's rows under one random rotation plus noise. It prints
+the floor that the nulls' matrix products alone impose on this CPU (see ``product_floor``).
+
 Usage: python benchmarks/bench_compare.py [--quick] [--ref-latents N] [--seed S]
 Prints human-readable lines, then one JSON line (the last line).
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 import tracemalloc
@@ -27,9 +34,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from featgeom.experiments.compare import compare_latents
 from featgeom.match import activation_correlation, pair
 
 SIZES = {"quick": (10_000, 4_096, 8_192), "full": (30_000, 16_384, 32_768)}
+D_MODEL = {"quick": 512, "full": 768}  # decoder dimension (GPT-2 small's residual stream: 768)
+N_PERM = 1000
+DEC_NOISE = 0.5  # planted B decoder row = rotated A row + noise of this norm, renormalised
+COMPARE_TARGET_S = 60.0
 L0_A, L0_B = 32, 48
 PLANTED_FRACTION = 0.75  # share of A latents that have a noisy copy in B
 COPY_KEEP = 0.85  # probability that a copy fires when its source fires
@@ -74,6 +86,53 @@ def _frequencies(rng: np.random.Generator, n: int) -> np.ndarray:
     """Firing probabilities of n latents, spread log-normally as in trained SAEs."""
     w = rng.lognormal(0.0, 0.5, n)
     return w / w.sum()
+
+
+def decoders(data: Data, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-norm decoder rows dec_a (n_a, d), dec_b (n_b, d) (float32, as SAEs store them).
+
+    A's rows are random directions; B's planted copies dec_b[dst] are dec_a[src] Q plus noise of
+    norm DEC_NOISE (Q one random rotation, as between two models' bases); B's other rows random.
+    """
+    rng = np.random.default_rng(seed + 2)
+    n_a, n_b = data.acts_a.shape[1], data.acts_b.shape[1]
+    dec_a = _unit(rng.standard_normal((n_a, d)))
+    dec_b = _unit(rng.standard_normal((n_b, d)))
+    rotation = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    noise = DEC_NOISE * _unit(rng.standard_normal((data.src.size, d)))
+    dec_b[data.dst] = _unit(dec_a[data.src] @ rotation + noise)
+    return dec_a.astype(np.float32), dec_b.astype(np.float32)
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """Rows of a scaled to unit norm."""
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def run_compare(data: Data, dec: tuple[np.ndarray, np.ndarray]) -> tuple[float, dict[str, dict]]:
+    """Seconds of compare_latents (default modes, N_PERM permutations) and its pairings."""
+    start = time.perf_counter()
+    result = compare_latents(data.acts_a, data.acts_b, *dec, n_perm=N_PERM, seed=0)
+    return time.perf_counter() - start, result.pairings
+
+
+def product_floor(pairings: dict[str, dict], d: int) -> tuple[float, float]:
+    """(TFLOP, float32 GFLOP/s of this CPU) of the nulls' per-permutation matrix products.
+
+    Every exact shuffle null of SVCCA / CKA / Procrustes needs C = Ux^T Uy[perm] (r x r, r =
+    min(d, n_pairs - 1)), 2 n_pairs r^2 flops per permutation, once per pairing mode (featgeom
+    shares it between the three metrics). The rate is the best of 3 float32 products of that shape.
+    """
+    flops = sum(2.0 * N_PERM * p["n_pairs"] * min(d, p["n_pairs"] - 1) ** 2 for p in pairings.values())
+    n = max(p["n_pairs"] for p in pairings.values())
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, min(d, n - 1)), dtype=np.float32) for _ in range(2))
+    best = np.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        a.T @ b
+        best = min(best, time.perf_counter() - start)
+    return flops / 1e12, 2.0 * n * a.shape[1] ** 2 / best / 1e9
 
 
 def run_ours(data: Data) -> tuple[float, np.ndarray, np.ndarray]:
@@ -227,10 +286,48 @@ def compare(
     }
 
 
+def report_compare(data: Data, size: str, seed: int) -> dict[str, object]:
+    """Time the full compare, print it against the 60 s target and the product floor."""
+    d = D_MODEL[size]
+    load = os.getloadavg()[0]
+    seconds, pairings = run_compare(data, decoders(data, d, seed))
+    tflop, gflops = product_floor(pairings, d)
+    floor = tflop * 1e3 / gflops
+    for mode, p in pairings.items():
+        scores = ", ".join(
+            f"{m} {p[m]['observed']:.3f} (null {p[m]['null_mean']:.3f}, p {p[m]['p_value']:.4f})"
+            for m in ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
+        )
+        print(f"  {mode}: {p['n_pairs']:,} pairs; {scores}")
+    verdict = "meets" if seconds < COMPARE_TARGET_S else "MISSES"
+    print(
+        f"compare (pairing + 5 similarity metrics x {N_PERM} permutations, 2 modes, d={d}): "
+        f"{seconds:.1f} s, {verdict} the {COMPARE_TARGET_S:.0f} s target; 1-min load average "
+        f"{load:.1f} before it (2 cores)"
+    )
+    print(
+        f"  floor: the nulls' products alone are {tflop:.1f} TFLOP; at this CPU's measured "
+        f"{gflops:.0f} GFLOP/s (float32) that is {floor:.1f} s before any decomposition"
+    )
+    return {
+        "compare_s": round(seconds, 2),
+        "compare_under_60s": bool(seconds < COMPARE_TARGET_S),
+        "compare_n_perm": N_PERM,
+        "compare_d_model": d,
+        "compare_pairs": {mode: p["n_pairs"] for mode, p in pairings.items()},
+        "compare_svcca": {mode: round(p["svcca"]["observed"], 4) for mode, p in pairings.items()},
+        "compare_product_tflop": round(tflop, 2),
+        "gemm_f32_gflops": round(gflops, 1),
+        "compare_product_floor_s": round(floor, 1),
+        "load_avg_before_compare": round(load, 2),
+        "compare_rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--quick", action="store_true", help="4,096 x 8,192 latents, 10,000 samples"
+        "--quick", action="store_true", help="4,096 x 8,192 latents, 10,000 samples, 512-dim decoders"
     )
     parser.add_argument(
         "--ref-latents",
@@ -259,6 +356,7 @@ def main() -> None:
         f"a warm-up run); peak traced memory {peak_mb:.0f} MiB beyond the inputs, "
         f"process peak RSS {rss_mb:.0f} MiB"
     )
+    compare_summary = report_compare(data, size, args.seed)
 
     rng = np.random.default_rng(args.seed + 1)
     latents = np.sort(rng.choice(n_a, ref_latents, replace=False)) if partial else np.arange(n_a)
@@ -291,6 +389,7 @@ def main() -> None:
                 "peak_mb": round(peak_mb, 1),
                 "rss_peak_mb": round(rss_mb, 1),
                 **agreement,
+                **compare_summary,
             }
         )
     )

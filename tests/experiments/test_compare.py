@@ -103,9 +103,10 @@ def test_compare_latents_finds_the_planted_pairs_in_either_precision():
     lat_a, lat_b, dec_a, dec_b = _planted_latents()
     single = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=199)
     double = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=199, precision="float64")
+    pairs = single.pairs["mutual"]
+    assert set(range(40)) <= {a for a, b in zip(pairs.idx_a, pairs.idx_b) if a == b}
     mutual = single.pairings["mutual"]
-    assert mutual["n_pairs"] == 40 and mutual["svcca"]["observed"] == pytest.approx(1.0, abs=1e-9)
-    assert mutual["svcca"]["p_value"] == pytest.approx(1 / 200)
+    assert mutual["svcca"]["observed"] > 0.9 and mutual["svcca"]["p_value"] == pytest.approx(1 / 200)
     assert mutual["svcca"]["precision"] == "float32"
     for mode, summary in double.pairings.items():
         for metric in ("svcca", "svcca_legacy", "rsa", "cka", "procrustes"):

@@ -87,11 +87,55 @@ def svcca_bases(
     SVCCA = mean singular value of Qx^T Qy. featgeom.stats reuses these bases to evaluate
     many row permutations without re-centering or re-decomposing.
     """
-    _check_options(variance, k, legacy_top1)
     xa, ya = paired_inputs(x, y, min_rows=2)
+    k = svcca_checked_k(xa.shape, ya.shape, variance=variance, k=k, legacy_top1=legacy_top1)
+    bases = []
+    for a, name in ((xa, "x"), (ya, "y")):
+        u, s = principal_coords(a, name)
+        bases.append(u[:, : kept_directions(s, name, variance=variance, k=k)])
+    return bases[0], bases[1]
+
+
+def svcca_checked_k(
+    x_shape: tuple[int, int],
+    y_shape: tuple[int, int],
+    *,
+    variance: float = 0.99,
+    k: int | None = None,
+    legacy_top1: bool = False,
+) -> int | None:
+    """Validate SVCCA's options for sides of these (n, dim) shapes; return the fixed k or None.
+
+    The fixed k is 1 with ``legacy_top1``. ConfigError for bad options, ShapeError when k
+    exceeds min(n_items - 1, dim) of a side.
+    """
+    _check_options(variance, k, legacy_top1)
     if legacy_top1:
-        k = 1
-    return _reduce(xa, "x", variance, k), _reduce(ya, "y", variance, k)
+        return 1
+    for shape, name in ((x_shape, "x"), (y_shape, "y")):
+        limit = min(shape[0] - 1, shape[1])
+        if k is not None and k > limit:
+            raise ShapeError(
+                f"k: {k} exceeds min(n_items - 1, dim) = {limit} for {name} of shape {shape}"
+            )
+    return k
+
+
+def kept_directions(s: np.ndarray, name: str, *, variance: float, k: int | None) -> int:
+    """Leading principal directions SVCCA keeps for a side with singular values s (r,).
+
+    The fewest whose cumulative explained variance sum(s[:kept]^2) / sum(s^2) >= variance, or
+    ``k`` (DataError when k exceeds the numerical rank r).
+    """
+    if k is None:
+        explained = np.cumsum(s**2) / np.sum(s**2)
+        return int(np.argmax(explained >= variance - _VARIANCE_SLACK)) + 1
+    if k > s.size:
+        raise DataError(
+            f"k: {k} exceeds the numerical rank {s.size} of {name}; "
+            "the extra directions would be rounding noise"
+        )
+    return k
 
 
 def _check_options(variance: float, k: int | None, legacy_top1: bool) -> None:
@@ -103,22 +147,3 @@ def _check_options(variance: float, k: int | None, legacy_top1: bool) -> None:
         raise ConfigError(f"k: must be a positive integer or None, got {k!r}")
     if legacy_top1 and k is not None:
         raise ConfigError("k: cannot be combined with legacy_top1=True (it keeps one direction)")
-
-
-def _reduce(a: np.ndarray, name: str, variance: float, k: int | None) -> np.ndarray:
-    """Leading left singular vectors (n, k_kept) of the centered ``a`` (n, d)."""
-    limit = min(a.shape[0] - 1, a.shape[1])
-    if k is not None and k > limit:
-        raise ShapeError(
-            f"k: {k} exceeds min(n_items - 1, dim) = {limit} for {name} of shape {a.shape}"
-        )
-    u, s = principal_coords(a, name)
-    if k is None:
-        explained = np.cumsum(s**2) / np.sum(s**2)
-        k = int(np.argmax(explained >= variance - _VARIANCE_SLACK)) + 1
-    elif k > s.size:
-        raise DataError(
-            f"k: {k} exceeds the numerical rank {s.size} of {name}; "
-            "the extra directions would be rounding noise"
-        )
-    return u[:, :k]

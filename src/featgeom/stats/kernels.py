@@ -1,26 +1,35 @@
-"""Metric registry and vectorised permutation kernels for :func:`featgeom.stats.null_test`.
+"""Metric registry and vectorised permutation kernels for :mod:`featgeom.stats`.
 
-A shuffle kernel prepares a metric once for fixed x and y, then scores batches of row
-permutations: ``values(perms)[j] == metric(x, y[perms[j]])``. Row permutations keep column
-means, so nothing is re-centered; each named metric reduces to small per-permutation work:
+A shuffle kernel prepares one or more metrics once for fixed x and y, then scores batches of row
+permutations: ``values(perms, dtype)[m, j] == metrics[m](x, y[perms[j]])``. Row permutations keep
+column means, so nothing is re-centered. With x_c = Ux diag(sx) Vx^T and y_c = Uy diag(sy) Vy^T
+the thin SVDs of the centered sides (Ux (n, rx), Uy (n, ry)), every spectral metric is a function
+of one cross product C = Ux^T Uy[perm] (rx, ry), computed once per permutation and shared:
 
-* svcca / svcca_legacy: Qx, Qy = reduced orthonormal bases; value = mean singular value of
-  Qx^T Qy[perm] (kx, ky). Legacy keeps kx = ky = 1, so this is |Qx . Qy[perm]|.
-* procrustes: A, B = principal-component scores of the unit-norm centered sides; value =
-  nuclear norm of A^T B[perm].
-* cka: A, B = principal-component scores; value = ||A^T B[perm]||_F^2 / (||Sx^2|| ||Sy^2||), or
-  via Gram matrices <K, L[perm][:, perm]> when that is cheaper.
+* svcca: mean singular value of C[:kx, :ky] (Ux[:, :kx], Uy[:, :ky] are SVCCA's reduced bases).
+* svcca_legacy: |C[0, 0]| (kx = ky = 1).
+* cka: ||diag(sx) C diag(sy)||_F^2 / (||sx^2|| ||sy^2||); when CKA is the only spectral metric
+  and rx * ry is large, <K, L[perm][:, perm]>_F / (||sx^2|| ||sy^2||) with Gram matrices K, L.
+* procrustes: ||diag(sx) C diag(sy)||_* / (||sx|| ||sy||) (nuclear norm).
 * rsa: square RDM comparison vectors Rx, Ry (ranked once: ranks just move with the items);
   value = <Rx, Ry[perm][:, perm]>_F / 2.
+
+``dtype`` is the working precision of the per-permutation arithmetic. float64 uses LAPACK's SVD
+and matches the metric functions to rounding; float32 halves the cost of the products (the
+bottleneck: 2 n rx ry flops per permutation) and takes singular values as square roots of the
+eigenvalues of the float32 Gram matrix of the smaller side (errors ~1e-6; featgeom.stats re-scores
+near-ties in float64).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -28,27 +37,34 @@ from scipy.spatial.distance import squareform
 
 from featgeom.errors import ConfigError, DataError
 from featgeom.similarity import linear_cka, procrustes, rsa, svcca
-from featgeom.similarity.base import paired_inputs, principal_coords
+from featgeom.similarity.base import blas_single_thread, principal_coords
 from featgeom.similarity.rsa import rdm_vectors
-from featgeom.similarity.svcca import svcca_bases
+from featgeom.similarity.svcca import kept_directions, svcca_checked_k
 
 Metric = Callable[..., float]
-# CKA switches to Gram matrices when rank_x * rank_y > _GATHER_COST * n: gathering one entry of
-# a permuted (n, n) Gram matrix costs roughly as much as this many BLAS multiply-adds (measured
-# crossover 50-250 on a 2-core CPU, lower once the Gram matrices leave the cache).
+Request = tuple["str | Metric", Mapping[str, Any]]
+# CKA alone switches to Gram matrices when rank_x * rank_y > _GATHER_COST * n: gathering one
+# entry of a permuted (n, n) Gram matrix costs roughly as much as this many BLAS multiply-adds
+# (measured crossover 50-250 on a 2-core CPU, lower once the Gram matrices leave the cache).
 _GATHER_COST = 64
+SPECTRAL = ("svcca", "svcca_legacy", "cka", "procrustes")
+_PARALLEL_SCRATCH_BYTES = 128 * 2**20  # per-worker scratch above which RSA/CKA gathers run serially
+_PARALLEL_MIN_SIZE = 64 * 64  # matrices smaller than this get their singular values in one call
 
 
 @dataclass(frozen=True)
 class ShuffleKernel:
-    """Metric prepared for fixed x, y: ``values`` maps perms (B, n_items) to scores (B,).
+    """Metrics prepared for fixed x, y.
 
-    bytes_per_perm bounds the scratch memory one permutation needs inside a batch.
+    ``values(perms, dtype)`` maps perms (B, n_items) to scores (len(metrics), B), computed in
+    ``dtype`` (np.float64 or np.float32). bytes_per_perm bounds the float64 scratch memory one
+    permutation needs inside a batch. metrics: the metrics' printable names.
     """
 
+    metrics: tuple[str, ...]
     n_items: int
     bytes_per_perm: int
-    values: Callable[[np.ndarray], np.ndarray]
+    values: Callable[[np.ndarray, type], np.ndarray]
 
 
 def _svcca_legacy(x: object, y: object) -> float:
@@ -56,22 +72,44 @@ def _svcca_legacy(x: object, y: object) -> float:
     return svcca(x, y, legacy_top1=True)
 
 
+_FUNCTIONS: dict[str, Metric] = {
+    "svcca": svcca,
+    "svcca_legacy": _svcca_legacy,
+    "rsa": rsa,
+    "cka": linear_cka,
+    "procrustes": procrustes,
+}
+METRIC_NAMES = tuple(_FUNCTIONS)
+
+
 def metric_function(metric: str | Metric, metric_kwargs: Mapping[str, Any]) -> Metric:
     """Return ``metric`` (a name in METRIC_NAMES or a callable) with ``metric_kwargs`` bound."""
-    func = _named(metric)[0] if isinstance(metric, str) else metric
+    func = _named(metric) if isinstance(metric, str) else metric
     if not callable(func):
         raise ConfigError(f"metric: expected a name or a callable, got {type(metric).__name__}")
     return partial(func, **_checked_kwargs(func, metric, metric_kwargs))
 
 
-def shuffle_kernel(
-    metric: str | Metric, x: np.ndarray, y: np.ndarray, metric_kwargs: Mapping[str, Any]
-) -> ShuffleKernel:
-    """Prepare ``metric`` for scoring row permutations of ``y`` against fixed ``x``."""
-    if not isinstance(metric, str):
-        return _loop_kernel(metric_function(metric, metric_kwargs), metric, x, y)
-    func, build = _named(metric)
-    return build(x, y, **_checked_kwargs(func, metric, metric_kwargs))
+def shuffle_kernels(requests: Sequence[Request], x: np.ndarray, y: np.ndarray) -> list[ShuffleKernel]:
+    """Kernels scoring row permutations of ``y`` against fixed ``x`` for each (metric, kwargs).
+
+    The named spectral metrics (SPECTRAL) share one kernel and so one cross product per
+    permutation; rsa and each callable get their own kernel. Metric order is kept within kernels.
+    """
+    funcs = [metric_function(metric, kwargs) for metric, kwargs in requests]
+    spectral = [(m, f.keywords) for (m, _), f in zip(requests, funcs) if _is_spectral(m)]
+    kernels = [_spectral_kernel(x, y, spectral)] if spectral else []
+    for (metric, _), func in zip(requests, funcs):
+        if metric == "rsa":
+            kernels.append(_rsa_kernel(x, y, **func.keywords))
+        elif not _is_spectral(metric):
+            kernels.append(_loop_kernel(func, metric, x, y))
+    return kernels
+
+
+def _is_spectral(metric: str | Metric) -> bool:
+    """True for the named metrics read off the shared cross product (SPECTRAL)."""
+    return isinstance(metric, str) and metric in SPECTRAL
 
 
 def as_score(value: object, metric: str | Metric) -> float:
@@ -106,103 +144,218 @@ def _checked_kwargs(
 
 
 def _loop_kernel(func: Metric, label: Metric, x: np.ndarray, y: np.ndarray) -> ShuffleKernel:
-    """Fallback for callables: call the metric once per permutation."""
+    """Fallback for callables: call the metric once per permutation (always in float64)."""
 
-    def values(perms: np.ndarray) -> np.ndarray:
-        return np.array([as_score(func(x, y[p]), label) for p in perms])
+    def values(perms: np.ndarray, dtype: type) -> np.ndarray:
+        return np.array([[as_score(func(x, y[p]), label) for p in perms]])
 
-    return ShuffleKernel(x.shape[0], 8 * x.shape[0], values)
+    return ShuffleKernel((metric_label(label),), x.shape[0], 8 * x.shape[0], values)
 
 
-def _scratch(cache: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> np.ndarray:
-    """A float64 work array of ``shape``, reusing (and growing) ``cache[key]`` across batches.
+def _scratch(
+    cache: dict[tuple[str, str], np.ndarray], key: str, shape: tuple[int, ...], dtype: type
+) -> np.ndarray:
+    """A work array of ``shape`` and ``dtype``, reusing (and growing) a cached one across batches.
 
     Reuse matters: freshly allocated pages are slow to fault in, and a batch of permutations
     would otherwise allocate a new n * k (or n * n) array per batch.
     """
-    size = math.prod(shape)
-    if key not in cache or cache[key].size < size:
-        cache[key] = np.empty(size)
-    return cache[key][:size].reshape(shape)
+    size, slot = math.prod(shape), (key, np.dtype(dtype).name)
+    if slot not in cache or cache[slot].size < size:
+        cache[slot] = np.empty(size, dtype)
+    return cache[slot][:size].reshape(shape)
+
+
+class _Cast:
+    """Arrays kept in float64, with float32 copies made on first use."""
+
+    def __init__(self, *arrays: np.ndarray) -> None:
+        self._copies = {np.dtype(np.float64): tuple(np.ascontiguousarray(a) for a in arrays)}
+
+    def __call__(self, dtype: type) -> tuple[np.ndarray, ...]:
+        key = np.dtype(dtype)
+        if key not in self._copies:
+            self._copies[key] = tuple(a.astype(dtype) for a in self._copies[np.dtype(np.float64)])
+        return self._copies[key]
 
 
 class _CrossProducts:
     """Batches of a^T b[perm] as (B, ka, kb) views, from one gather and one matrix product."""
 
     def __init__(self, a: np.ndarray, b: np.ndarray) -> None:
-        self.a, self.b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        self.sides = _Cast(a, b)
         self.bytes_per_perm = 8 * (a.shape[0] + a.shape[1]) * b.shape[1]
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
 
-    def __call__(self, perms: np.ndarray) -> np.ndarray:
-        (n, ka), kb, count = self.a.shape, self.b.shape[1], len(perms)
-        gathered = _scratch(self._cache, "gathered", (n, count, kb))
-        np.take(self.b, perms.T, axis=0, out=gathered, mode="clip")  # [:, j] is b[perms[j]]
-        product = _scratch(self._cache, "product", (ka, count * kb))
-        np.matmul(self.a.T, gathered.reshape(n, count * kb), out=product)
+    def __call__(self, perms: np.ndarray, dtype: type) -> np.ndarray:
+        a, b = self.sides(dtype)
+        (n, ka), kb, count = a.shape, b.shape[1], len(perms)
+        gathered = _scratch(self._cache, "gathered", (n, count, kb), dtype)
+        np.take(b, perms.T, axis=0, out=gathered, mode="clip")  # [:, j] is b[perms[j]]
+        product = _scratch(self._cache, "product", (ka, count * kb), dtype)
+        np.matmul(a.T, gathered.reshape(n, count * kb), out=product)
         return product.reshape(ka, count, kb).transpose(1, 0, 2)
 
 
 class _SquareAlignment:
-    """<mx, my[perm][:, perm]>_F for each perm, for symmetric (n, n) matrices mx and my."""
+    """<mx, my[perm][:, perm]>_F for each perm, for symmetric (n, n) matrices mx and my.
+
+    Permutations are split over the thread pool when each worker's two (n, n) scratch arrays fit
+    _PARALLEL_SCRATCH_BYTES; otherwise they run one after another.
+    """
 
     def __init__(self, mx: np.ndarray, my: np.ndarray) -> None:
-        self.mx, self.my = mx, my
-        self._cache: dict[str, np.ndarray] = {}
+        self.sides, self.n = _Cast(mx, my), my.shape[0]
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
 
-    def __call__(self, perms: np.ndarray) -> np.ndarray:
-        n = self.my.shape[0]
-        rows = _scratch(self._cache, "rows", (n, n))
-        both = _scratch(self._cache, "both", (n, n))
+    def __call__(self, perms: np.ndarray, dtype: type) -> np.ndarray:
+        mx, my = self.sides(dtype)
         out = np.empty(len(perms))
-        for j, p in enumerate(perms):
-            np.take(self.my, p, axis=0, out=rows, mode="clip")
-            np.take(rows, p, axis=1, out=both, mode="clip")
-            out[j] = np.vdot(self.mx, both)
+
+        def run(task: tuple[int, slice]) -> None:
+            worker, part = task
+            rows = _scratch(self._cache, f"rows{worker}", (self.n, self.n), dtype)
+            both = _scratch(self._cache, f"both{worker}", (self.n, self.n), dtype)
+            for j in range(part.start, part.stop):
+                np.take(my, perms[j], axis=0, out=rows, mode="clip")
+                np.take(rows, perms[j], axis=1, out=both, mode="clip")
+                out[j] = np.vdot(mx, both)
+
+        parallel = 2 * 8 * self.n**2 <= _PARALLEL_SCRATCH_BYTES
+        parallel_map(run, list(enumerate(_chunks(len(perms)) if parallel else [slice(0, len(perms))])))
         return out
 
 
-def _singular_value_kernel(
-    a: np.ndarray, b: np.ndarray, reduce: Callable[..., np.ndarray]
+def singular_values(m: np.ndarray) -> np.ndarray:
+    """Singular values (B, min(p, q)) of each matrix in m (B, p, q), ascending for float32.
+
+    float64: LAPACK SVD (descending). float32: sqrt(max(0, eigenvalues of G)) with G = m^T m or
+    m m^T, whichever is smaller (sigma^2 are G's eigenvalues; about half the work of an SVD,
+    absolute error ~ sqrt(eps_32) ||m|| only for singular values near 0).
+    """
+    if m.dtype == np.float64:
+        return np.linalg.svd(m, compute_uv=False)
+    mt = np.swapaxes(m, 1, 2)
+    gram = mt @ m if m.shape[2] <= m.shape[1] else m @ mt
+    return np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))
+
+
+def parallel_map(func: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """[func(item) for item in items] on a pool of os.cpu_count() threads, BLAS single-threaded.
+
+    For many small LAPACK calls (singular values of (B, r, r) batches) and gathers, one task per
+    core beats multi-threaded BLAS, which slows down badly (10-100x measured) on a busy machine.
+    The BLAS limit is process-wide while it lasts.
+    """
+    with blas_single_thread():
+        if len(items) == 1:
+            return [func(items[0])]
+        return list(_pool().map(func, items))
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+
+
+def _chunks(batch: int) -> list[slice]:
+    """Up to os.cpu_count() contiguous slices covering range(batch)."""
+    bounds = np.linspace(0, batch, min(batch, os.cpu_count() or 1) + 1).astype(int)
+    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """One spectral metric read off C batches (B, >= rows, >= cols).
+
+    ``matrices(C)`` -> (B, p, q) whose singular values it needs, or None; ``finish(C, sv)`` ->
+    scores (B,) from C and those singular values (None if it needs none).
+    """
+
+    rows: int
+    cols: int
+    matrices: Callable[[np.ndarray], np.ndarray | None]
+    finish: Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+
+
+def _svcca_reader(sx: np.ndarray, sy: np.ndarray, fixed_k: int | None, variance: float) -> _Reader:
+    """SVCCA: mean singular value of C[:kx, :ky]; legacy is the kx = ky = 1 case, |C[0, 0]|."""
+    kx = kept_directions(sx, "x", variance=variance, k=fixed_k)
+    ky = kept_directions(sy, "y", variance=variance, k=fixed_k)
+    if kx == ky == 1:
+        return _Reader(1, 1, lambda c: None, lambda c, sv: np.abs(c[:, 0, 0]))
+    return _Reader(kx, ky, lambda c: c[:, :kx, :ky], lambda c, sv: sv.mean(axis=-1))
+
+
+def _scaled_reader(sx: np.ndarray, sy: np.ndarray, metric: str) -> _Reader:
+    """CKA (squared Frobenius norm) or Procrustes (nuclear norm) of diag(sx) C diag(sy)."""
+    casts, (rx, ry) = _Cast(np.outer(sx, sy)), (sx.size, sy.size)
+    if metric == "cka":
+        denom = np.linalg.norm(sx**2) * np.linalg.norm(sy**2)
+
+        def frobenius(c: np.ndarray, sv: None) -> np.ndarray:
+            scaled = c[:, :rx, :ry] * casts(c.dtype)[0]
+            return np.einsum("bij,bij->b", scaled, scaled) / denom
+
+        return _Reader(rx, ry, lambda c: None, frobenius)
+    denom = np.linalg.norm(sx) * np.linalg.norm(sy)
+    return _Reader(
+        rx, ry, lambda c: c[:, :rx, :ry] * casts(c.dtype)[0], lambda c, sv: sv.sum(axis=-1) / denom
+    )
+
+
+def _read_all(readers: Sequence[_Reader], c: np.ndarray) -> np.ndarray:
+    """Scores (len(readers), B): the singular values all readers need, computed in parallel."""
+    stacks = [reader.matrices(c) for reader in readers]
+    tasks = [
+        (i, part)
+        for i, m in enumerate(stacks)
+        if m is not None
+        for part in (_chunks(len(m)) if m[0].size >= _PARALLEL_MIN_SIZE else [slice(None)])
+    ]
+    parts = parallel_map(lambda task: singular_values(stacks[task[0]][task[1]]), tasks)
+    needed = sorted({i for i, _ in tasks})
+    values = {i: np.concatenate([p for (j, _), p in zip(tasks, parts) if j == i]) for i in needed}
+    return np.stack([reader.finish(c, values.get(i)) for i, reader in enumerate(readers)])
+
+
+def _spectral_kernel(
+    x: np.ndarray, y: np.ndarray, wanted: Sequence[tuple[str, Mapping[str, Any]]]
 ) -> ShuffleKernel:
-    """Kernel scoring reduce(singular values of a^T b[perm]) over the last axis."""
-    cross = _CrossProducts(a, b)
+    """One kernel for named spectral metrics (name, kwargs), all read off C = Ux^T Uy[perm]."""
+    options = [
+        {**kwargs, "legacy_top1": True} if name == "svcca_legacy" else dict(kwargs)
+        for name, kwargs in wanted
+    ]
+    fixed = {
+        i: svcca_checked_k(x.shape, y.shape, **options[i])
+        for i, (name, _) in enumerate(wanted)
+        if name.startswith("svcca")
+    }
+    (ux, sx), (uy, sy) = principal_coords(x, "x"), principal_coords(y, "y")
+    names = tuple(name for name, _ in wanted)
+    if names == ("cka",) and sx.size * sy.size > _GATHER_COST * x.shape[0]:
+        return _cka_gram_kernel(ux * sx, uy * sy, np.linalg.norm(sx**2) * np.linalg.norm(sy**2))
+    readers = [
+        _svcca_reader(sx, sy, fixed[i], options[i].get("variance", 0.99))
+        if i in fixed
+        else _scaled_reader(sx, sy, name)
+        for i, (name, _) in enumerate(wanted)
+    ]
+    rows, cols = max(r.rows for r in readers), max(r.cols for r in readers)
+    cross = _CrossProducts(ux[:, :rows], uy[:, :cols])
 
-    def values(perms: np.ndarray) -> np.ndarray:
-        return reduce(np.linalg.svd(cross(perms), compute_uv=False), axis=-1)
+    def values(perms: np.ndarray, dtype: type) -> np.ndarray:
+        return _read_all(readers, cross(perms, dtype))
 
-    return ShuffleKernel(a.shape[0], cross.bytes_per_perm, values)
-
-
-def _svcca_kernel(x: np.ndarray, y: np.ndarray, **options: Any) -> ShuffleKernel:
-    """SVCCA: mean singular value of Qx^T Qy[perm]."""
-    qx, qy = svcca_bases(x, y, **options)
-    return _singular_value_kernel(qx, qy, np.mean)
+    return ShuffleKernel(names, x.shape[0], cross.bytes_per_perm, values)
 
 
-def _procrustes_kernel(x: np.ndarray, y: np.ndarray) -> ShuffleKernel:
-    """Procrustes: nuclear norm of A^T B[perm], A and B the unit-norm principal scores."""
-    xa, ya = paired_inputs(x, y, min_rows=2)
-    (ux, sx), (uy, sy) = principal_coords(xa, "x"), principal_coords(ya, "y")
-    a, b = ux * (sx / np.linalg.norm(sx)), uy * (sy / np.linalg.norm(sy))
-    return _singular_value_kernel(a, b, np.sum)
-
-
-def _cka_kernel(x: np.ndarray, y: np.ndarray) -> ShuffleKernel:
-    """Linear CKA: feature form on principal scores, or Gram form when the ranks are large."""
-    xa, ya = paired_inputs(x, y, min_rows=2)
-    (ux, sx), (uy, sy) = principal_coords(xa, "x"), principal_coords(ya, "y")
-    a, b, n = ux * sx, uy * sy, xa.shape[0]
-    denom = np.linalg.norm(sx**2) * np.linalg.norm(sy**2)
-    if a.shape[1] * b.shape[1] <= _GATHER_COST * n:
-        cross = _CrossProducts(a, b)
-
-        def features(perms: np.ndarray) -> np.ndarray:
-            return np.sum(cross(perms) ** 2, axis=(1, 2)) / denom
-
-        return ShuffleKernel(n, cross.bytes_per_perm, features)
+def _cka_gram_kernel(a: np.ndarray, b: np.ndarray, denom: float) -> ShuffleKernel:
+    """CKA alone via Gram matrices: <a a^T, (b b^T)[perm][:, perm]>_F / denom."""
     align = _SquareAlignment(a @ a.T, b @ b.T)
-    return ShuffleKernel(n, 8 * n, lambda perms: align(perms) / denom)
+    n = a.shape[0]
+    return ShuffleKernel(("cka",), n, 8 * n, lambda perms, dtype: align(perms, dtype)[None] / denom)
 
 
 def _rsa_kernel(x: np.ndarray, y: np.ndarray, **options: Any) -> ShuffleKernel:
@@ -211,21 +364,12 @@ def _rsa_kernel(x: np.ndarray, y: np.ndarray, **options: Any) -> ShuffleKernel:
     With more than max_items items, permutes within RSA's own item sub-sample.
     """
     align = _SquareAlignment(*(squareform(v) for v in rdm_vectors(x, y, **options)))
-    return ShuffleKernel(align.my.shape[0], 8 * align.my.shape[0], lambda perms: align(perms) / 2)
+    n = align.n
+    return ShuffleKernel(("rsa",), n, 8 * n, lambda perms, dtype: align(perms, dtype)[None] / 2)
 
 
-_REGISTRY: dict[str, tuple[Metric, Callable[..., ShuffleKernel]]] = {
-    "svcca": (svcca, _svcca_kernel),
-    "svcca_legacy": (_svcca_legacy, partial(_svcca_kernel, legacy_top1=True)),
-    "rsa": (rsa, _rsa_kernel),
-    "cka": (linear_cka, _cka_kernel),
-    "procrustes": (procrustes, _procrustes_kernel),
-}
-METRIC_NAMES = tuple(_REGISTRY)
-
-
-def _named(name: str) -> tuple[Metric, Callable[..., ShuffleKernel]]:
-    """(metric function, kernel builder) for a metric name; ConfigError if unknown."""
-    if name not in _REGISTRY:
+def _named(name: str) -> Metric:
+    """The metric function for a metric name; ConfigError if unknown."""
+    if name not in _FUNCTIONS:
         raise ConfigError(f"metric: unknown name {name!r} (allowed: {', '.join(METRIC_NAMES)})")
-    return _REGISTRY[name]
+    return _FUNCTIONS[name]

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,16 +15,23 @@ from featgeom.errors import ConfigError, ShapeError
 from featgeom.similarity.base import is_integer, paired_inputs
 from featgeom.stats.kernels import (
     Metric,
+    Request,
     ShuffleKernel,
     as_score,
     metric_function,
     metric_label,
-    shuffle_kernel,
+    shuffle_kernels,
 )
 
 KINDS = ("shuffle", "subset")
+PRECISIONS = {"float64": np.float64, "float32": np.float32}
 _BATCH_BYTES = 64 * 2**20  # scratch memory budget of one batch of permutations
 _TIE_RTOL = 1e-12  # null scores this close to the observed one count as reaching it
+# float32 null scores this close (relative to max(1, |observed|)) to the observed score are
+# re-scored in float64. float32 rounding of the named metrics' scores is ~1e-6 at most (measured
+# up to 16,384 items x 768 dims; tests/stats/test_null_precision.py), so every score that could
+# fall on the other side of the observed one is re-scored and p equals the float64 p-value.
+_FLOAT32_WINDOW = 1e-4
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,7 +41,7 @@ class NullTestResult:
     observed: metric on the given pairing. null: (n_perm,) read-only null scores; null_mean and
     null_std (population std, ddof=0) summarise it. p_value: (1 + #{null >= observed}) /
     (1 + n_perm), one-sided (larger = more similar), never 0. metric: the metric's name (a
-    callable's ``__name__``); kind, n_perm, seed: as passed to null_test.
+    callable's ``__name__``); kind, n_perm, seed, precision: as passed to null_test.
     """
 
     metric: str
@@ -46,6 +53,7 @@ class NullTestResult:
     null: np.ndarray
     n_perm: int
     seed: int
+    precision: str = "float64"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (the null as a list of floats)."""
@@ -59,6 +67,7 @@ class NullTestResult:
             "null": self.null.tolist(),
             "n_perm": self.n_perm,
             "seed": self.seed,
+            "precision": self.precision,
         }
 
 
@@ -74,6 +83,7 @@ def null_test(
     pool_y: object = None,
     paired_pool: bool = False,
     metric_kwargs: Mapping[str, Any] | None = None,
+    precision: str = "float64",
 ) -> NullTestResult:
     """Compare metric(x, y) on paired rows x (n, dim_x), y (n, dim_y) with a permutation null.
 
@@ -95,6 +105,13 @@ def null_test(
     subsets of a paired pool, N_x == N_y; a stricter null that keeps the pairing). Each draw
     recomputes the metric, so this costs n_perm full metric evaluations.
 
+    ``precision`` ("float64" or "float32", shuffle only): working precision of the named metrics'
+    per-permutation arithmetic (callables always run in float64). float32 is about twice as fast
+    for large inputs; the observed score is always computed in float64, and every float32 null
+    score within 1e-4 * max(1, |observed|) of it is re-scored in float64, so the p-value is the
+    float64 one (float32 rounding is far below that window) and null_mean / null_std differ from
+    the float64 ones by rounding only (~1e-6).
+
     p-value = (1 + #{null >= observed}) / (1 + n_perm), where null scores within 1e-12 (relative)
     of the observed one count as ties, so rounding never shrinks p (e.g. when a permutation happens
     to be the identity). Same inputs and seed give the same numbers. Errors raised by the metric
@@ -103,19 +120,73 @@ def null_test(
     pools; ShapeError/DataError for bad x, y or pools, as the metric itself would.
     """
     label = _check_options(metric, kind, n_perm, seed, (pool_x, pool_y, paired_pool), metric_kwargs)
+    _check_precision(precision, kind)
     kwargs = dict(metric_kwargs or {})
     xa, ya = paired_inputs(x, y, min_rows=2)
-    rng = np.random.default_rng(seed)
     if kind == "shuffle":
-        kernel = shuffle_kernel(metric, xa, ya, kwargs)
-        observed = float(kernel.values(np.arange(kernel.n_items)[None, :])[0])
-        null = _shuffle_null(kernel, n_perm, rng)
-    else:
-        func = metric_function(metric, kwargs)
-        observed = as_score(func(xa, ya), metric)
-        px, py = _pools(xa, ya, pool_x, pool_y, paired_pool)
-        null = _subset_null(func, metric, xa.shape[0], px, py, paired_pool, n_perm, rng)
-    return _result(label, kind, observed, null, seed)
+        return _shuffle_tests([(metric, kwargs)], xa, ya, n_perm, seed, precision)[label]
+    func = metric_function(metric, kwargs)
+    observed = as_score(func(xa, ya), metric)
+    px, py = _pools(xa, ya, pool_x, pool_y, paired_pool)
+    rng = np.random.default_rng(seed)
+    null = _subset_null(func, metric, xa.shape[0], px, py, paired_pool, n_perm, rng)
+    return _result(label, kind, observed, null, seed, precision)
+
+
+def null_tests(
+    metrics: Sequence[str | Metric],
+    x: object,
+    y: object,
+    *,
+    n_perm: int = 1000,
+    seed: int = 0,
+    metric_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    precision: str = "float64",
+) -> dict[str, NullTestResult]:
+    """Shuffle null tests of several metrics on the same permutations, keyed by metric name.
+
+    Each result is the one ``null_test(metric, x, y, n_perm=n_perm, seed=seed,
+    metric_kwargs=metric_kwargs.get(name), precision=precision)`` returns (same permutations,
+    same scores up to rounding), but the named spectral metrics (svcca, svcca_legacy, cka,
+    procrustes) share one cross product per permutation, the dominant cost
+    (see featgeom.stats.kernels). ``metric_kwargs`` maps a metric's name (a callable's
+    ``__name__``) to its keyword arguments. ConfigError for an empty or duplicated metric list or
+    kwargs of a metric not listed; other errors as null_test.
+    """
+    labels = [metric_label(m) for m in metrics]
+    kwargs = dict(metric_kwargs or {})
+    if not labels or len(set(labels)) < len(labels):
+        raise ConfigError(f"metrics: need distinct metrics, got {labels}")
+    if not set(kwargs) <= set(labels):
+        raise ConfigError(f"metric_kwargs: for metrics not listed: {sorted(set(kwargs) - set(labels))}")
+    for metric, label in zip(metrics, labels):
+        _check_options(metric, "shuffle", n_perm, seed, (None, None, False), kwargs.get(label))
+    _check_precision(precision, "shuffle")
+    xa, ya = paired_inputs(x, y, min_rows=2)
+    requests = [(m, dict(kwargs.get(label) or {})) for m, label in zip(metrics, labels)]
+    return _shuffle_tests(requests, xa, ya, n_perm, seed, precision)
+
+
+def _shuffle_tests(
+    requests: Sequence[Request], x: np.ndarray, y: np.ndarray, n_perm: int, seed: int, precision: str
+) -> dict[str, NullTestResult]:
+    """Shuffle nulls: each kernel draws its permutations from a fresh default_rng(seed)."""
+    results = {}
+    for kernel in shuffle_kernels(requests, x, y):
+        observed = kernel.values(np.arange(kernel.n_items)[None, :], np.float64)[:, 0]
+        rng = np.random.default_rng(seed)
+        null = _shuffle_null(kernel, n_perm, rng, PRECISIONS[precision], observed)
+        for label, obs, scores in zip(kernel.metrics, observed, null):
+            results[label] = _result(label, "shuffle", float(obs), scores, seed, precision)
+    return {metric_label(m): results[metric_label(m)] for m, _ in requests}
+
+
+def _check_precision(precision: str, kind: str) -> None:
+    """ConfigError for an unknown precision, or float32 with kind='subset'."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: unknown {precision!r} (allowed: {', '.join(PRECISIONS)})")
+    if kind == "subset" and precision != "float64":
+        raise ConfigError("precision: only kind='shuffle' supports float32")
 
 
 def _check_options(
@@ -144,15 +215,29 @@ def _check_options(
     return metric_label(metric)
 
 
-def _shuffle_null(kernel: ShuffleKernel, n_perm: int, rng: np.random.Generator) -> np.ndarray:
-    """Scores of n_perm random row permutations, in batches that fit the memory budget."""
+def _shuffle_null(
+    kernel: ShuffleKernel, n_perm: int, rng: np.random.Generator, dtype: type, observed: np.ndarray
+) -> np.ndarray:
+    """Scores (n_metrics, n_perm) of n_perm random row permutations, in memory-bounded batches."""
     batch = max(1, _BATCH_BYTES // kernel.bytes_per_perm)
-    null = np.empty(n_perm)
+    null = np.empty((len(kernel.metrics), n_perm))
     for start in range(0, n_perm, batch):
         stop = min(n_perm, start + batch)
         perms = np.stack([rng.permutation(kernel.n_items) for _ in range(stop - start)])
-        null[start:stop] = kernel.values(perms)
+        null[:, start:stop] = _scores(kernel, perms, dtype, observed)
     return null
+
+
+def _scores(kernel: ShuffleKernel, perms: np.ndarray, dtype: type, observed: np.ndarray) -> np.ndarray:
+    """Kernel scores (n_metrics, B) of perms; float32 near-ties of ``observed`` re-scored in float64."""
+    scores = kernel.values(perms, dtype)
+    if dtype == np.float64:
+        return scores
+    window = _FLOAT32_WINDOW * np.maximum(1.0, np.abs(observed))[:, None]
+    near = np.any(np.abs(scores - observed[:, None]) <= window, axis=0)
+    if near.any():
+        scores[:, near] = kernel.values(perms[near], np.float64)
+    return scores
 
 
 def _pools(
@@ -193,7 +278,9 @@ def _subset_null(
     return null
 
 
-def _result(metric: str, kind: str, observed: float, null: np.ndarray, seed: int) -> NullTestResult:
+def _result(
+    metric: str, kind: str, observed: float, null: np.ndarray, seed: int, precision: str
+) -> NullTestResult:
     """Summarise the null and compute the +1-corrected one-sided p-value."""
     null.setflags(write=False)
     exceed = int(np.count_nonzero(null >= observed - _TIE_RTOL * max(1.0, abs(observed))))
@@ -207,4 +294,5 @@ def _result(metric: str, kind: str, observed: float, null: np.ndarray, seed: int
         null=null,
         n_perm=int(null.size),
         seed=int(seed),
+        precision=precision,
     )
