@@ -93,3 +93,13 @@ def _ink_fraction(png) -> float:
 
     pixels = mpimg.imread(png)[..., :3]
     return float((pixels.mean(axis=2) < 0.9).mean())
+
+
+def test_findings_report_the_achieved_superposition():
+    rows = _rows({"svcca": {0.0: [0.9], 0.05: [0.9], 0.1: [0.9]}})
+    for value, rho in ((0.0, 0.25), (0.05, 0.3), (0.1, 0.349)):
+        for metric, v in (("rho_mm_a", 0.25), ("rho_mm_b", rho)):
+            rows.append({"swept_value": value, "seed_a": 0, "seed_b": 0, "pairing": "", "metric": metric, "value": v,
+                         "p_value": None, "null_mean": None, "null_std": None})
+    text = "\n".join(findings(Table(rows), "superposition_delta"))
+    assert "the variant's rho_mm goes 0.250 → 0.349 (base 0.250)" in text
