@@ -17,6 +17,16 @@ decoder rows, each with a 1,000-permutation shuffle null), with unit-norm decode
 D_MODEL dims: B's planted copies are A's rows under one random rotation plus noise. It prints
 the floor that the nulls' matrix products alone impose on this CPU (see ``product_floor``).
 
+Why the full compare cannot take < 60 s on 2 cores with exact 1,000-permutation nulls: each
+permutation of a pairing with n pairs needs C = Ux^T Uy[perm] (r x r, r = 768 here), 2 n r^2
+flops that no rearrangement avoids (C is linear in the permutation matrix, and a uniformly random
+permutation shares no structure with the previous one). SVCCA (kx, ky ~ 760 of 768 at variance
+0.99), CKA and Procrustes all read it off that one product, so per mode it is 1,000 products:
+2 * 1000 * (16,384 + ~14,000 mutual pairs) * 768^2 ~ 36 TFLOP, i.e. ~170 s at the ~210 GFLOP/s
+float32 that OpenBLAS reaches on this machine's 2 cores (OPENBLAS_CORETYPE=Haswell; AVX-512
+kernels reach ~400, still ~90 s), before the 2 x 1,000 eigen-decompositions of 768 x 768 Gram
+matrices per mode. The benchmark measures and prints that floor on every run.
+
 Usage: python benchmarks/bench_compare.py [--quick] [--ref-latents N] [--seed S]
 Prints human-readable lines, then one JSON line (the last line).
 """
@@ -38,7 +48,7 @@ from featgeom.experiments.compare import compare_latents
 from featgeom.match import activation_correlation, pair
 
 SIZES = {"quick": (10_000, 4_096, 8_192), "full": (30_000, 16_384, 32_768)}
-D_MODEL = {"quick": 512, "full": 768}  # decoder dimension (GPT-2 small's residual stream: 768)
+D_MODEL = {"quick": 256, "full": 768}  # decoder dimension (GPT-2 small's residual stream: 768)
 N_PERM = 1000
 DEC_NOISE = 0.5  # planted B decoder row = rotated A row + noise of this norm, renormalised
 COMPARE_TARGET_S = 60.0
@@ -121,14 +131,14 @@ def product_floor(pairings: dict[str, dict], d: int) -> tuple[float, float]:
 
     Every exact shuffle null of SVCCA / CKA / Procrustes needs C = Ux^T Uy[perm] (r x r, r =
     min(d, n_pairs - 1)), 2 n_pairs r^2 flops per permutation, once per pairing mode (featgeom
-    shares it between the three metrics). The rate is the best of 3 float32 products of that shape.
+    shares it between the three metrics). The rate is the best of 5 float32 products of that shape.
     """
     flops = sum(2.0 * N_PERM * p["n_pairs"] * min(d, p["n_pairs"] - 1) ** 2 for p in pairings.values())
     n = max(p["n_pairs"] for p in pairings.values())
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, min(d, n - 1)), dtype=np.float32) for _ in range(2))
     best = np.inf
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         a.T @ b
         best = min(best, time.perf_counter() - start)
@@ -299,11 +309,15 @@ def report_compare(data: Data, size: str, seed: int) -> dict[str, object]:
             for m in ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
         )
         print(f"  {mode}: {p['n_pairs']:,} pairs; {scores}")
-    verdict = "meets" if seconds < COMPARE_TARGET_S else "MISSES"
+    under = seconds < COMPARE_TARGET_S
+    verdict = (
+        f"{'meets' if under else 'MISSES'} the {COMPARE_TARGET_S:.0f} s target"
+        if size == "full"
+        else f"the {COMPARE_TARGET_S:.0f} s target is for the full size"
+    )
     print(
         f"compare (pairing + 5 similarity metrics x {N_PERM} permutations, 2 modes, d={d}): "
-        f"{seconds:.1f} s, {verdict} the {COMPARE_TARGET_S:.0f} s target; 1-min load average "
-        f"{load:.1f} before it (2 cores)"
+        f"{seconds:.1f} s, {verdict}; 1-min load average {load:.1f} before it (2 cores)"
     )
     print(
         f"  floor: the nulls' products alone are {tflop:.1f} TFLOP; at this CPU's measured "
@@ -311,7 +325,7 @@ def report_compare(data: Data, size: str, seed: int) -> dict[str, object]:
     )
     return {
         "compare_s": round(seconds, 2),
-        "compare_under_60s": bool(seconds < COMPARE_TARGET_S),
+        "compare_under_60s": under if size == "full" else None,
         "compare_n_perm": N_PERM,
         "compare_d_model": d,
         "compare_pairs": {mode: p["n_pairs"] for mode, p in pairings.items()},
@@ -327,7 +341,7 @@ def report_compare(data: Data, size: str, seed: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--quick", action="store_true", help="4,096 x 8,192 latents, 10,000 samples, 512-dim decoders"
+        "--quick", action="store_true", help="4,096 x 8,192 latents, 10,000 samples, 256-dim decoders"
     )
     parser.add_argument(
         "--ref-latents",

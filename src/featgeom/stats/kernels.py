@@ -237,7 +237,7 @@ def singular_values(m: np.ndarray) -> np.ndarray:
         return np.linalg.svd(m, compute_uv=False)
     mt = np.swapaxes(m, 1, 2)
     gram = mt @ m if m.shape[2] <= m.shape[1] else m @ mt
-    return np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))
+    return np.sqrt(np.clip(np.linalg.eigvalsh(gram, UPLO="U"), 0.0, None))
 
 
 def parallel_map(func: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
