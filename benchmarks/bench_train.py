@@ -7,8 +7,9 @@ SAELens training SAE's ``training_forward_pass`` (computed sparsely for TopK / B
 ``featgeom.sae.sparse``) + Adam (``featgeom.sae.train``), and (b) SAELens's
 ``SyntheticSAERunner`` (its own ``ActivationGenerator`` + ``SAETrainer``) with the same SAE config,
 batch size and world (SAELens's model is built from our world's arrays), no wandb, no output, no
-evals.  Both use torch's default threads.  The two sides are timed alternately (``reps`` pairs:
-ours for a few batches, then a fresh SAELens runner for a few batches, ...), so a drift in
+evals.  Both use torch's default threads and exclude their setup and first step (ours: a warm-up
+step; SAELens: the difference of a 1-batch and an n-batch run of a fresh runner).  The two sides
+are timed alternately (``reps`` pairs: ours for a few batches, then SAELens, ...), so a drift in
 machine speed hits both; reported: median rates and the median and range of the per-pair ratios.
 --quick skips the world's 100 orthogonalization steps (directions do not change the cost) and
 times fewer batches.  Last line: JSON with ``ours``, ``reference``, ``ratio``, ``ratio_range``
@@ -42,7 +43,15 @@ class Ours:
 
 
 def reference(world, model, cfg, batches: int) -> float:
-    """Samples/s of a fresh SAELens SyntheticSAERunner.run() on ``batches`` batches (same SAE config)."""
+    """Steady-state samples/s of SAELens's SyntheticSAERunner (same SAE config): a fresh runner on
+    1 batch and one on ``batches`` batches, rate = (batches - 1) x batch_size / (t_batches - t_1), so
+    the runner's setup and first (warm-up) step are excluded, as our warm-up step is."""
+    return (batches - 1) * cfg.batch_size / (_reference_seconds(world, model, cfg, batches)
+                                             - _reference_seconds(world, model, cfg, 1))
+
+
+def _reference_seconds(world, model, cfg, batches: int) -> float:
+    """Wall seconds of a fresh SAELens SyntheticSAERunner.run() on ``batches`` batches."""
     from sae_lens import LoggingConfig
     from sae_lens.synthetic.synthetic_sae_runner import SyntheticSAERunner, SyntheticSAERunnerConfig
 
@@ -55,10 +64,9 @@ def reference(world, model, cfg, batches: int) -> float:
         output_path=None, checkpoint_path=None, eval_samples=0, run_final_eval=False,
         logger=LoggingConfig(log_to_wandb=False),
     )
-    runner = SyntheticSAERunner(runner_cfg, override_synthetic_model=model)
     start = time.perf_counter()
-    runner.run()
-    return batches * cfg.batch_size / (time.perf_counter() - start)
+    SyntheticSAERunner(runner_cfg, override_synthetic_model=model).run()
+    return time.perf_counter() - start
 
 
 def interleaved(ours_rate, ref_rate, reps: int) -> dict:
@@ -93,7 +101,7 @@ def main() -> None:
     world = build_world(world_cfg)
     family = build_family(FamilyConfig(world=world_cfg), world=world)
     print(f"world: {world.num_features} features, {world.hidden_dim} dims, built in {time.perf_counter() - t0:.1f}s")
-    reps, ours_batches, ref_batches = (4, 10, 2) if args.quick else (6, 40, 8)
+    reps, ours_batches, ref_batches = (3, 10, 5) if args.quick else (6, 40, 12)
     model = world.to_saelens()
     per_arch = {}
     for arch in args.archs.split(","):
