@@ -20,12 +20,12 @@ the floor that the nulls' matrix products alone impose on this CPU (see ``produc
 Why the full compare cannot take < 60 s on 2 cores with exact 1,000-permutation nulls: each
 permutation of a pairing with n pairs needs C = Ux^T Uy[perm] (r x r, r = 768 here), 2 n r^2
 flops that no rearrangement avoids (C is linear in the permutation matrix, and a uniformly random
-permutation shares no structure with the previous one). SVCCA (kx, ky ~ 760 of 768 at variance
-0.99), CKA and Procrustes all read it off that one product, so per mode it is 1,000 products:
-2 * 1000 * (16,384 + ~14,000 mutual pairs) * 768^2 ~ 36 TFLOP, i.e. ~170 s at the ~210 GFLOP/s
-float32 that OpenBLAS reaches on this machine's 2 cores (OPENBLAS_CORETYPE=Haswell; AVX-512
-kernels reach ~400, still ~90 s), before the 2 x 1,000 eigen-decompositions of 768 x 768 Gram
-matrices per mode. The benchmark measures and prints that floor on every run.
+permutation shares no structure with the previous one). SVCCA (kx, ky ~ 755 of 768 at variance
+0.99), CKA and Procrustes all read it off that one product: 1,000 products per pairing mode,
+2 * 1000 * (16,384 many-to-one + ~14,000 mutual pairs) * 768^2 ~ 36 TFLOP for the two modes,
+i.e. ~170 s at the ~210 GFLOP/s float32 that OpenBLAS reaches on this machine's 2 cores
+(OPENBLAS_CORETYPE=Haswell; AVX-512 kernels reach ~400, still ~90 s), before the 2 x 1,000
+eigen-decompositions of 768 x 768 Gram matrices per mode. The benchmark measures and prints that floor on every run.
 
 Usage: python benchmarks/bench_compare.py [--quick] [--ref-latents N] [--seed S]
 Prints human-readable lines, then one JSON line (the last line).

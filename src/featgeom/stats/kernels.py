@@ -24,6 +24,7 @@ near-ties in float64).
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -261,7 +262,7 @@ def _pool() -> ThreadPoolExecutor:
 def _chunks(batch: int) -> list[slice]:
     """Up to os.cpu_count() contiguous slices covering range(batch)."""
     bounds = np.linspace(0, batch, min(batch, os.cpu_count() or 1) + 1).astype(int)
-    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
 
 
 @dataclass(frozen=True)
