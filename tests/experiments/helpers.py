@@ -12,7 +12,7 @@ def tiny_spec() -> ExperimentSpec:
     """The registered quickstart at the tiny preset with fewer seeds, samples and permutations."""
     spec = load_spec("quickstart").at_preset("tiny")
     return replace(spec, sae=replace(spec.sae, seeds=[0], samples=60_000),
-                   compare=replace(spec.compare, samples=2_000, n_perm=19, sae_seeds="same"))
+                   compare=replace(spec.compare, samples=2_000, n_perm=19))
 
 
 def spec_yaml(spec: ExperimentSpec, path: Path) -> Path:

@@ -137,7 +137,7 @@ def findings(table: Table, variable: str) -> list[str]:
         out.append(f"Flat across the sweep ({variable} {v0:g} → {v1:g}, {mode} pairing; range over conditions "
                    f"< {FLAT}, relative for pair counts): " + ", ".join(flat) + ".")
     out += trends + noisy
-    if table.has("", "rho_mm_b"):
+    if variable == "superposition_delta" and table.has("", "rho_mm_b"):
         rho_a, rho_b = table.mean("", "rho_mm_a"), table.mean("", "rho_mm_b")
         if np.nanmax(rho_b) - np.nanmin(rho_b) > 1e-3:
             out.append(f"Achieved superposition: the variant's rho_mm goes {rho_b[0]:.3f} → {rho_b[-1]:.3f} "
