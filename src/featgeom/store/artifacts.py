@@ -70,6 +70,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_dir(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a store is meant to be shared
         os.rename(tmp, path)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
