@@ -17,8 +17,9 @@ has every row exactly once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, r
                    on_job: Callable[[str], None] | None = None) -> RunSummary:
     """Run (or resume, or just re-collect) ``spec`` into directory ``out``; see the module docstring.
 
-    ``on_job(name)`` is called after each job is stored (used by tests and the progress bar).
+    ``on_job(name)`` is called after each job is stored.
     """
     if workers < 1:
         raise ConfigError(f"workers: must be >= 1, got {workers}")
@@ -143,8 +144,6 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, r
 
 def _ready(pending: list[tuple[CompareJob, str, str]], finished: dict[str, dict[str, Any]]) -> list[CompareJob]:
     """Pop the compare jobs whose two SAEs are trained, with the SAE paths filled in."""
-    from dataclasses import replace
-
     ready = [(job, a, b) for job, a, b in pending if a in finished and b in finished]
     for item in ready:
         pending.remove(item)
@@ -167,6 +166,9 @@ class _Serial:
         handle = next(iter(in_flight))
         result, seconds = self.results.pop(handle)
         return handle, result, seconds
+
+    def close(self, failed: bool = False) -> None:
+        """Nothing to release."""
 
 
 class _Pool:
@@ -229,6 +231,7 @@ class _Ray:
         return ref, *_result(lambda: self.ray.get(ref), in_flight[ref])
 
     def close(self, failed: bool = False) -> None:
+        """Stop the Ray instance this run started (or disconnect from the cluster)."""
         self.ray.shutdown()
 
 
@@ -251,47 +254,34 @@ def _result(get: Callable[[], Any], job: TrainJob | CompareJob) -> Any:
         raise
 
 
-class _backend:
-    """Context manager choosing the serial, process-pool or Ray backend."""
-
-    def __init__(self, workers: int, ray: bool, address: str | None) -> None:
-        self.args = (workers, ray, address)
-
-    def __enter__(self) -> Any:
-        workers, ray, address = self.args
-        self.backend = _Ray(workers, address) if ray else _Pool(workers) if workers > 1 else _Serial()
-        return self.backend
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close(failed=exc_type is not None)
+@contextmanager
+def _backend(workers: int, ray: bool, address: str | None) -> Iterator[Any]:
+    """The serial, process-pool or Ray backend, closed on exit (without waiting after a failure)."""
+    backend = _Ray(workers, address) if ray else _Pool(workers) if workers > 1 else _Serial()
+    failed = True
+    try:
+        yield backend
+        failed = False
+    finally:
+        backend.close(failed=failed)
 
 
-class _progress:
-    """One bar for the whole run: jobs done / total, elapsed and ETA (rich); a no-op when off."""
+@contextmanager
+def _progress(enabled: bool, total: int, done: int, name: str) -> Iterator[Callable[[str], None]]:
+    """One bar for the whole run (jobs done / total, elapsed, ETA; rich); yields ``advance(job)``."""
+    if not enabled:
+        yield lambda _job: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    def __init__(self, enabled: bool, total: int, done: int, name: str) -> None:
-        self.enabled, self.total, self.done, self.name = enabled, total, done, name
-
-    def __enter__(self) -> Callable[[str], None]:
-        if not self.enabled:
-            return lambda _job: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"),
-                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        self.bar.start()
-        task = self.bar.add_task(f"{self.name}", total=self.total, completed=self.done)
-        return lambda job: self.bar.update(task, advance=1, description=f"{self.name} [{job}]")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.stop()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()) as bar:
+        task = bar.add_task(name, total=total, completed=done)
+        yield lambda job: bar.update(task, advance=1, description=f"{name} [{job}]")
