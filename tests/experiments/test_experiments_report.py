@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from featgeom.report.experiment import FLAT, Table, findings, write_experiment_report
+from featgeom.report.experiment import FIGURES, FLAT, Table, findings, write_experiment_report
 from featgeom.store.results import ResultsDB
 
 
@@ -61,8 +61,8 @@ def test_findings_say_where_a_metric_is_not_above_its_null():
 def test_report_has_figures_tables_and_config(tiny_run):
     report = write_experiment_report(tiny_run.out)
     page = report.read_text()
-    assert page.count('src="data:image/png;base64,') == 3
-    for kind in ("similarity", "ground_truth", "pairs"):
+    assert page.count('src="data:image/png;base64,') == len(FIGURES) == 4
+    for kind in FIGURES:
         assert (tiny_run.out / f"quickstart-tiny-{kind}.png").stat().st_size > 1000
         assert (tiny_run.out / f"quickstart-tiny-{kind}.svg").read_text().lstrip().startswith("<?xml")
     svcca = next(r for r in ResultsDB(tiny_run.db).results()
@@ -79,7 +79,7 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
            "--virtual-time-budget=10000", "--dump-dom", report.as_uri()]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
     body = re.search(r"<body([^>]*)>", dom).group(1)
-    assert 'data-figures="3"' in body and 'data-figures-rendered="3"' in body, body
+    assert 'data-figures="4"' in body and 'data-figures-rendered="4"' in body, body
     shot = tmp_path / "shot.png"
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p2'}",
                     "--window-size=1200,2400", f"--screenshot={shot}", report.as_uri()],

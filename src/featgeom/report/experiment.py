@@ -3,7 +3,8 @@
 One section per run stored in the database: every metric against the swept variable (mean over
 SAE seeds, the spread over seeds as a band, the shuffled-pairing null as a grey band of
 null mean ± 2 null std), the ground-truth ceiling against the empirical MCC, pairing accuracy and
-pairs kept, a table of all values, findings computed from the numbers, and the config, seeds and
+pairs kept, the SAEs' own recovery and dead latents, the members' rho_mm and shared fraction, a
+table of all values, findings computed from the numbers, and the config, seeds and
 versions.  Figures are embedded (no network) and also written as PNG and SVG.
 """
 
@@ -25,6 +26,7 @@ SIMILARITY = ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
 GROUND_TRUTH = ("gt_mcc", "empirical_mcc", "universality_gap")
 FLAT = 0.05  # range over conditions below which a metric counts as flat across the sweep
 MONOTONE = 0.8  # |Spearman rho| with the swept value above which a moving metric counts as a trend
+FIGURES = ("similarity", "ground_truth", "pairs", "saes")
 IDENTITY = {"basis_rotation_angle": 0.0, "feature_overlap_ratio": 1.0, "superposition_delta": 0.0}
 # After the page has loaded, count the figures the browser decoded (checked by the browser test).
 RENDER_CHECK = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
@@ -82,7 +84,7 @@ def _section(out: Path, run: dict[str, Any], table: Table) -> str:
     variable = config["sweep"]["variable"]
     label = SWEEPABLE[variable][1]
     stem = f"{name}-{run['preset']}"
-    figures = [_figure(out, stem, kind, table, label) for kind in ("similarity", "ground_truth", "pairs")]
+    figures = [_figure(out, stem, kind, table, label) for kind in FIGURES]
     seeds = sorted({r["seed_a"] for r in table.rows})
     items = "".join(f"<li>{html.escape(s)}</li>" for s in findings(table, variable))
     note = f"<p><i>{html.escape(config['note'])}</i></p>" if config.get("note") else ""
@@ -227,6 +229,10 @@ def _figure(out: Path, stem: str, kind: str, table: Table, label: str) -> str:
                          ("correspondence accuracy", [(mode, "correspondence_accuracy") for mode in table.modes])],
         "pairs": [("pairs kept", [(mode, "n_pairs") for mode in table.modes]),
                   ("mean correlation of pairs", [(mode, "mean_corr") for mode in table.modes])],
+        "saes": [("SAE recovery of true features (a = base, b = variant)",
+                  [("", m) for m in ("mcc_a", "mcc_b", "f1_a", "f1_b")]),
+                 ("dead latents", [("", "dead_rate_a"), ("", "dead_rate_b")]),
+                 ("members", [("", "rho_mm_a"), ("", "rho_mm_b"), ("", "shared_fraction")])],
     }[kind]
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
