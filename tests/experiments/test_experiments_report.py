@@ -8,7 +8,13 @@ import subprocess
 
 import pytest
 
-from featgeom.report.experiment import FIGURES, FLAT, Table, findings, write_experiment_report
+from featgeom.report.experiment import (
+    FIGURES,
+    FLAT,
+    Table,
+    findings,
+    write_experiment_report,
+)
 from featgeom.store.results import ResultsDB
 
 
