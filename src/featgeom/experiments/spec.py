@@ -21,10 +21,21 @@ from featgeom.match.pairing import MODES as PAIR_MODES
 from featgeom.sae.config import ARCHITECTURES
 from featgeom.store import canonical_json
 
-SWEEPABLE = {  # variant field -> short label used in member names and axis titles
-    "basis_rotation_angle": ("rot", "rotation angle (degrees)"),
-    "feature_overlap_ratio": ("overlap", "shared fraction of features"),
-    "superposition_delta": ("delta", "rho_mm(variant) - rho_mm(base)"),
+
+@dataclass(frozen=True)
+class Sweepable:
+    """A variant field an experiment can sweep: member-name prefix, axis title, and the value at
+    which the variant is identical to the base."""
+
+    prefix: str
+    label: str
+    identity: float
+
+
+SWEEPABLE = {
+    "basis_rotation_angle": Sweepable("rot", "rotation angle (degrees)", 0.0),
+    "feature_overlap_ratio": Sweepable("overlap", "shared fraction of features", 1.0),
+    "superposition_delta": Sweepable("delta", "rho_mm(variant) - rho_mm(base)", 0.0),
 }
 PRESETS = ("tiny", "small", "medium")
 
@@ -54,11 +65,11 @@ class SweepSpec:
     @property
     def label(self) -> str:
         """Axis title of the swept variable."""
-        return SWEEPABLE[self.variable][1]
+        return SWEEPABLE[self.variable].label
 
     def member_name(self, value: float) -> str:
         """Name of the variant built at ``value``, e.g. 'rot45', 'overlap0.7'."""
-        return f"{SWEEPABLE[self.variable][0]}{value:g}"
+        return f"{SWEEPABLE[self.variable].prefix}{value:g}"
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from featgeom.experiments.compare import SIMILARITY_METRICS as SIMILARITY
 from featgeom.experiments.spec import SWEEPABLE
 from featgeom.report.html import figure_tag, html_table, write_html
 from featgeom.store.results import ResultsDB
 
-SIMILARITY = ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
 GROUND_TRUTH = ("gt_mcc", "empirical_mcc", "universality_gap")
 FLAT = 0.05  # range over conditions below which a metric counts as flat across the sweep
 MONOTONE = 0.8  # |Spearman rho| with the swept value above which a moving metric counts as a trend
 FIGURES = ("similarity", "ground_truth", "pairs", "saes")
-IDENTITY = {"basis_rotation_angle": 0.0, "feature_overlap_ratio": 1.0, "superposition_delta": 0.0}
 # After the page has loaded, count the figures the browser decoded (checked by the browser test).
 RENDER_CHECK = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
                 "document.body.dataset.figuresRendered=i.filter(x=>x.complete&&x.naturalWidth>0).length;"
@@ -82,7 +81,7 @@ def _section(out: Path, run: dict[str, Any], table: Table) -> str:
     if not table.rows:
         return f"<h2>{html.escape(name)}</h2><p>No results stored yet.</p>"
     variable = config["sweep"]["variable"]
-    label = SWEEPABLE[variable][1]
+    label = SWEEPABLE[variable].label
     stem = f"{name}-{run['preset']}"
     figures = [_figure(out, stem, kind, table, label) for kind in FIGURES]
     seeds = sorted({r["seed_a"] for r in table.rows})
@@ -107,13 +106,14 @@ def findings(table: Table, variable: str) -> list[str]:
     v0, v1 = table.values[0], table.values[-1]
     mode = "mutual" if "mutual" in table.modes else table.modes[0]
     out = []
-    if IDENTITY[variable] in table.values:
-        i = table.values.index(IDENTITY[variable])
+    identity = SWEEPABLE[variable].identity
+    if identity in table.values:
+        i = table.values.index(identity)
         parts = [f"{m} {table.mean(mode, m)[i]:.3f}" for m in SIMILARITY if table.has(mode, m)]
         if table.has(mode, "correspondence_accuracy"):
             parts.append(f"correspondence accuracy {table.mean(mode, 'correspondence_accuracy')[i]:.3f}")
         seeds = "SAEs of different seeds" if any(r["seed_a"] != r["seed_b"] for r in table.rows) else "SAEs of equal seeds"
-        out.append(f"On identical members ({variable} = {IDENTITY[variable]:g}; {seeds}), {mode} pairing gives "
+        out.append(f"On identical members ({variable} = {identity:g}; {seeds}), {mode} pairing gives "
                    f"{', '.join(parts)}.")
     flat, trends, noisy = [], [], []
     for m in SIMILARITY + ("correspondence_accuracy", "n_pairs"):
