@@ -100,6 +100,16 @@ def test_paired_hidden_dims_and_streaming(fam):
     assert whole.hidden["narrow"].shape == (2500, 20)
 
 
+def test_sampling_some_members_gives_their_samples_of_a_full_draw(fam):
+    full = fam.sample(1500, seed=6, batch_size=700, with_features=True)
+    some = fam.sample(1500, seed=6, batch_size=700, with_features=True, members=["part", "base"])
+    assert set(some.hidden) == set(some.features) == {"part", "base"}
+    for name in ("part", "base"):
+        np.testing.assert_array_equal(some.hidden[name], full.hidden[name])
+        assert (some.features[name] != full.features[name]).nnz == 0
+    assert fam.universe_samplers(6, ["rot"])[fam.names.index("part")] is None  # part's own block is not drawn
+
+
 def test_wider_member_is_an_isometric_embedding(fam):
     base, wide = fam.member("base").feature_vectors, fam.member("wide").feature_vectors
     np.testing.assert_allclose(wide @ wide.T, base @ base.T, atol=1e-5)

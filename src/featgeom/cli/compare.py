@@ -29,7 +29,7 @@ def compare_cmd(
     for path, sae in ((sae_a, a), (sae_b, b)):
         if sae.family_id != family_id_of(fam):
             raise ConfigError(f"{path}: trained on family {sae.family_id}, not on {family} ({family_id_of(fam)})")
-    batch = fam.sample(samples, seed=seed, with_features=True)
+    batch = fam.sample(samples, seed=seed, with_features=True, members=[a.member, b.member])
     result = compare(a.sae, b.sae, batch.hidden[a.member], batch.hidden[b.member], n_perm=n_perm, seed=seed,
                      ground_truth=GroundTruth.from_family(fam, a.member, b.member, batch.features))
     if as_json:

@@ -93,7 +93,7 @@ def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
     from featgeom.sae import load as load_sae
 
     family = load(job.family_dir)
-    batch = family.sample(job.samples, seed=job.sample_seed, with_features=True)
+    batch = family.sample(job.samples, seed=job.sample_seed, with_features=True, members=[job.member_a, job.member_b])
     sae_a, sae_b = load_sae(job.sae_a), load_sae(job.sae_b)
     result = compare(sae_a.sae, sae_b.sae, batch.hidden[job.member_a], batch.hidden[job.member_b],
                      modes=job.modes, n_perm=job.n_perm, seed=job.seed_a,

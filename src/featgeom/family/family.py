@@ -13,7 +13,7 @@ for mixed ones, 0 for unique ones).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,9 +110,12 @@ class SyntheticModelFamily:
 
     # --------------------------------------------------------------- sampling
     def iter_batches(
-        self, n: int, seed: int = 0, batch_size: int = 4096, with_features: bool = False
+        self, n: int, seed: int = 0, batch_size: int = 4096, with_features: bool = False,
+        members: Sequence[str | int] | None = None,
     ) -> Iterator[PairedBatch]:
-        """Stream n paired samples in batches: one universe draw per batch feeds every member.
+        """Stream n paired samples in batches: one universe draw per batch feeds every member (or
+        only ``members``, drawing only the universe blocks they read: their samples are the same
+        as in a draw for every member).
 
         Same (seed, batch_size) -> same batches.  Memory is O(batch_size), so n can exceed RAM.
         """
@@ -120,13 +123,14 @@ class SyntheticModelFamily:
             raise ConfigError(f"n: number of samples must be >= 1, got {n}")
         if batch_size < 1:
             raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
-        samplers = self.universe_samplers(seed)
+        chosen = self.members if members is None else [self.member(m) for m in members]
+        samplers = self.universe_samplers(seed, [m.name for m in chosen])
         done = 0
         while done < n:
             size = min(batch_size, n - done)
             universe = draw_universe(samplers, size, self.world.num_features)
             hidden, features = {}, {} if with_features else None
-            for m in self.members:
+            for m in chosen:
                 acts = (universe @ m.source).tocsr()
                 hidden[m.name] = member_hidden(acts, m)
                 if features is not None:
@@ -134,21 +138,23 @@ class SyntheticModelFamily:
             yield PairedBatch(hidden, features)
             done += size
 
-    def sample(self, n: int, seed: int = 0, batch_size: int = 4096, with_features: bool = False) -> PairedBatch:
-        """n paired samples gathered from :meth:`iter_batches` into one batch."""
-        batches = list(self.iter_batches(n, seed, batch_size, with_features))
-        hidden = {name: np.concatenate([b.hidden[name] for b in batches]) for name in self.names}
+    def sample(self, n: int, seed: int = 0, batch_size: int = 4096, with_features: bool = False,
+               members: Sequence[str | int] | None = None) -> PairedBatch:
+        """n paired samples (of every member, or of ``members``) from :meth:`iter_batches`, in one batch."""
+        batches = list(self.iter_batches(n, seed, batch_size, with_features, members))
+        names = list(batches[0].hidden)
+        hidden = {name: np.concatenate([b.hidden[name] for b in batches]) for name in names}
         features = None
         if with_features:
-            features = {name: sp.vstack([b.features[name] for b in batches], format="csr") for name in self.names}
+            features = {name: sp.vstack([b.features[name] for b in batches], format="csr") for name in names}
         return PairedBatch(hidden, features)
 
-    def universe_samplers(self, seed: int, member: str | int | None = None,
+    def universe_samplers(self, seed: int, members: Sequence[str | int] | None = None,
                           salt: int = UNIVERSE_SALT) -> list[FastSampler | None]:
         """One sampler per universe block (block b: the base draw for b = 0, variant b's own draw
-        otherwise), seeded from (seed, salt, b); None for blocks no member (or not ``member``) reads."""
+        otherwise), seeded from (seed, salt, b); None for blocks no member (of ``members``) reads."""
         n = self.world.num_features
-        members = self.members if member is None else [self.member(member)]
+        members = self.members if members is None else [self.member(m) for m in members]
         rows_used = np.unique(np.concatenate([m.source.tocoo().row for m in members]))
         streams = np.random.SeedSequence([seed, salt]).spawn(len(self.members))
         return [FastSampler(self.world, seed=s) if np.any((rows_used >= b * n) & (rows_used < (b + 1) * n)) else None

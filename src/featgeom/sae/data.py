@@ -24,7 +24,7 @@ class MemberStream:
 
     def __init__(self, family: SyntheticModelFamily, member: str | int, seed: int, salt: int = TRAIN_SALT) -> None:
         self.member: Member = family.member(member)
-        self.samplers = family.universe_samplers(seed, member, salt)
+        self.samplers = family.universe_samplers(seed, [member], salt)
         self.n_world = family.world.num_features
         self.is_identity = _is_identity(self.member.source, self.n_world)
 
