@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 
 import numpy as np
 import torch
+
+from _timing import interleaved  # benchmarks/ is on sys.path when run as a script
 
 
 def throughput(draw, batch: int, min_seconds: float, kept: list, keep: int = 6) -> float:
@@ -35,15 +36,6 @@ def throughput(draw, batch: int, min_seconds: float, kept: list, keep: int = 6) 
             kept.append(out)
         count += 1
     return batch * count / (time.perf_counter() - start)
-
-
-def interleaved(ours, reference, reps: int) -> dict:
-    """Alternate ``reps`` timings of each side (ours, then the reference, ...): a drift in machine
-    speed hits both.  Median rates, and the median and range of the per-pair ratios."""
-    pairs = [(ours(), reference()) for _ in range(reps)]
-    ratios = [a / b for a, b in pairs]
-    return {"ours": statistics.median(a for a, _ in pairs), "reference": statistics.median(b for _, b in pairs),
-            "ratio": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)], "pairs": pairs}
 
 
 def main() -> None:

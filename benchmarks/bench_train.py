@@ -21,9 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 import warnings
+
+from _timing import interleaved  # benchmarks/ is on sys.path when run as a script
 
 
 class Ours:
@@ -67,15 +68,6 @@ def _reference_seconds(world, model, cfg, batches: int) -> float:
     start = time.perf_counter()
     SyntheticSAERunner(runner_cfg, override_synthetic_model=model).run()
     return time.perf_counter() - start
-
-
-def interleaved(ours_rate, ref_rate, reps: int) -> dict:
-    """Alternate ``reps`` timings of each side (ours first, then the reference, ...); a drift in
-    machine speed hits both.  Median rates, and the median and range of the per-pair ratios."""
-    pairs = [(ours_rate(), ref_rate()) for _ in range(reps)]
-    ratios = [a / b for a, b in pairs]
-    return {"ours": statistics.median(a for a, _ in pairs), "reference": statistics.median(b for _, b in pairs),
-            "ratio": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)], "pairs": pairs}
 
 
 def main() -> None:
