@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from featgeom.checks import as_matrix, check_same_rows
 from featgeom.errors import ConfigError, DataError, ShapeError
-from featgeom.match import activation_correlation, pair
+from featgeom.match import MODES, activation_correlation, pair
 from featgeom.stats import null_tests
 
 SIMILARITY_METRICS = ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
@@ -126,7 +126,7 @@ def compare_latents(
 
 def _check_modes(modes: Sequence[str]) -> None:
     """ConfigError for an empty list or an unknown pairing mode."""
-    unknown = sorted(set(modes) - {"many_to_one", "one_to_many", "mutual", "greedy", "hungarian"})
+    unknown = sorted(set(modes) - set(MODES))
     if unknown or not modes:
         raise ConfigError(f"modes: unknown or empty pairing modes {unknown or list(modes)}")
 
