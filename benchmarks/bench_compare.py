@@ -1,34 +1,59 @@
-"""Benchmark featgeom.match against the naive dense blocked correlation of Lan et al. (2024).
+"""Benchmark featgeom.match and featgeom.experiments.compare on synthetic SAE-like latents.
 
-Both pair SAE latents of model A with latents of model B by Pearson correlation of their
-activations over the same samples, on synthetic sparse SAE-like activations (positive values,
-L0 of tens) where a subset of B's latents are noisy copies of A's latents:
+Everything runs in one process on the CPU, on synthetic sparse SAE-like activations (positive
+values, L0 of tens) where a subset of B's latents are noisy copies of A's latents, with
+unit-norm decoder rows in D_MODEL dims (B's planted copies are A's rows under one random
+rotation plus noise). Sizes: --quick 4,096 x 8,192 latents over 10,000 samples (256-dim
+decoders); default (full) 16,384 x 32,768 latents over 30,000 samples (768-dim decoders).
 
-* ours: ``activation_correlation(top_k=1)`` (sparse sufficient statistics, blockwise top-k),
-  then ``pair(mode="many_to_one")`` and ``pair(mode="mutual")``.
-* reference: dense float32 blocks of A's latents against all of B's latents over all samples
-  (standardized columns, one matmul per block), row argmax for many-to-one, column argmax for
-  mutual. With ``--ref-latents`` it runs on that many A latents only and its time is
-  extrapolated linearly; the output says so.
+1. Pairing (the JSON's ``ours`` / ``reference`` / ``ratio``):
 
-It also times the full ``featgeom.experiments.compare.compare_latents`` on the same activations
-(pairing many_to_one and mutual; SVCCA, legacy SVCCA, RSA, CKA and Procrustes of the paired
-decoder rows, each with a 1,000-permutation shuffle null), with unit-norm decoder rows in
-D_MODEL dims: B's planted copies are A's rows under one random rotation plus noise. It prints
-the floor that the nulls' matrix products alone impose on this CPU (see ``product_floor``).
+   * ours: ``activation_correlation(top_k=1)`` (sparse sufficient statistics, blockwise top-k),
+     then ``pair(mode="many_to_one")`` and ``pair(mode="mutual")``.
+   * reference: dense float32 blocks of A's latents against all of B's latents over all samples
+     (standardized columns, one matmul per block), row argmax for many-to-one, column argmax for
+     mutual. With ``--ref-latents`` it runs on that many A latents only and its time is
+     extrapolated linearly; the output says so.
 
-Why the full compare cannot take < 60 s on 2 cores with exact 1,000-permutation nulls: each
-permutation of a pairing with n pairs needs C = Ux^T Uy[perm] (r x r, r = 768 here), 2 n r^2
-flops that no rearrangement avoids (C is linear in the permutation matrix, and a uniformly random
-permutation shares no structure with the previous one). SVCCA (kx, ky ~ 755 of 768 at variance
-0.99), CKA and Procrustes all read it off that one product: 1,000 products per pairing mode,
-2 * 1000 * (16,384 many-to-one + ~14,000 mutual pairs) * 768^2 ~ 36 TFLOP for the two modes,
-i.e. ~170 s at the ~210 GFLOP/s float32 that OpenBLAS reaches on this machine's 2 cores
-(OPENBLAS_CORETYPE=Haswell; AVX-512 kernels reach ~400, still ~90 s), before the 2 x 1,000
-eigen-decompositions of 768 x 768 Gram matrices per mode. The benchmark measures and prints that floor on every run.
+2. The paper-style compare (``compare_*`` keys): ``compare_latents(..., nulls=("shuffle",))``,
+   pairing many_to_one and mutual, SVCCA, legacy SVCCA, RSA, CKA and Procrustes of the paired
+   decoder rows, each with a 1,000-permutation shuffle null (the observed pairing's rows
+   shuffled; not a valid null after activation pairing, kept to reproduce published numbers).
+   It prints the floor that the nulls' matrix products alone impose on this CPU
+   (``product_floor``). Why it cannot take < 60 s on 2 cores with exact 1,000-permutation
+   nulls: each permutation of a pairing with n pairs needs C = Ux^T Uy[perm] (r x r, r = 768
+   here), 2 n r^2 flops that no rearrangement avoids (C is linear in the permutation matrix, and
+   a uniformly random permutation shares no structure with the previous one). SVCCA (kx, ky ~ 755
+   of 768 at variance 0.99), CKA and Procrustes all read it off that one product: 1,000 products
+   per pairing mode, 2 * 1000 * (16,384 many-to-one + ~14,000 mutual pairs) * 768^2 ~ 36 TFLOP for
+   the two modes, i.e. ~170 s at the ~210 GFLOP/s float32 that OpenBLAS reaches on this
+   machine's 2 cores, before the 2 x 1,000 eigen-decompositions of 768 x 768 Gram matrices per
+   mode. The benchmark measures and prints that floor on every run.
 
-Usage: python benchmarks/bench_compare.py [--quick] [--ref-latents N] [--seed S]
-Prints human-readable lines, then one JSON line (the last line).
+3. The valid re-pairing null (``repair_*`` keys): ``compare_latents(..., nulls=("repair",),
+   n_perm=P)`` (:func:`featgeom.stats.repair_tests`: B's samples permuted, correlation and pairing
+   recomputed, metrics rescored per permutation). P = ``--repair-perms`` (default 10 with
+   --quick, 3 at full size, where 1,000 permutations would take hours on 2 cores): it prints the
+   measured total for P, the seconds per permutation, and the time for 1,000 permutations
+   EXTRAPOLATED as total(P) + (1000 - P) x steady per-permutation time. The steady time and its
+   parts (cross product A^T B[perm], partner extraction / finish of the correlation, pairing,
+   metrics: spectral (one thin SVD per side per mode) and RSA) come from a loop that repeats
+   exactly repair_tests' per-permutation steps on the first ``--naive-perms`` of its
+   permutations, alternating with the **naive loop** (everything recomputed per permutation:
+   ``activation_correlation(lat_a, lat_b[perm], top_k=...)`` + ``pair`` per mode + each metric
+   function of featgeom.similarity called on its own), so that a drift in machine speed hits
+   both (``--naive-perms`` K, default 3 with --quick, 2 at full size; times are medians);
+   ``repair_ratio`` = the median over those K permutations of naive / repair seconds. Both loops' null scores are
+   compared (max abs difference printed). Peak memory of the repair compare is the peak traced
+   by tracemalloc (numpy and Python allocations; BLAS/LAPACK work buffers are not traced)
+   during that call, beyond what was allocated before it; the process peak RSS (ru_maxrss) is
+   printed too (it includes earlier stages).
+
+Usage (last line is one JSON object: ours, reference, ratio, then every measured quantity):
+
+    python benchmarks/bench_compare.py --quick                    # a few minutes on 2 cores
+    python benchmarks/bench_compare.py --repair-perms 3           # full size, ~10-15 min
+    options: [--ref-latents N] [--seed S] [--repair-perms P] [--naive-perms K] [--skip-shuffle]
 """
 
 from __future__ import annotations
@@ -44,8 +69,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom.experiments.compare import compare_latents
-from featgeom.match import activation_correlation, pair
+from featgeom.experiments.compare import (
+    SIMILARITY_METRICS,
+    compare_latents,
+    partners_kept,
+)
+from featgeom.match import PermutedCorrelation, activation_correlation, pair
+from featgeom.match.correlation import _cross_product, finish_correlation
+from featgeom.similarity import linear_cka, procrustes, rsa, svcca
+from featgeom.stats import PairingProcedure
+from featgeom.stats.kernels import paired_scores
 
 SIZES = {"quick": (10_000, 4_096, 8_192), "full": (30_000, 16_384, 32_768)}
 D_MODEL = {"quick": 256, "full": 768}  # decoder dimension (GPT-2 small's residual stream: 768)
@@ -56,6 +89,10 @@ L0_A, L0_B = 32, 48
 PLANTED_FRACTION = 0.75  # share of A latents that have a noisy copy in B
 COPY_KEEP = 0.85  # probability that a copy fires when its source fires
 REF_BLOCK = 1024  # A latents per dense block in the reference
+MODES = ("many_to_one", "mutual")  # compare_latents' default pairing modes
+RSA_MAX_ITEMS = 2000  # compare_latents' default
+REPAIR_PERMS = {"quick": 10, "full": 3}  # permutations of the measured repair compare
+NAIVE_PERMS = {"quick": 3, "full": 2}  # permutations timed for the naive loop (and the breakdown)
 
 
 @dataclass(frozen=True)
@@ -120,9 +157,9 @@ def _unit(a: np.ndarray) -> np.ndarray:
 
 
 def run_compare(data: Data, dec: tuple[np.ndarray, np.ndarray]) -> tuple[float, dict[str, dict]]:
-    """Seconds of compare_latents (default modes, N_PERM permutations) and its pairings."""
+    """Seconds of the shuffle-null compare_latents (default modes, N_PERM permutations), pairings."""
     start = time.perf_counter()
-    result = compare_latents(data.acts_a, data.acts_b, *dec, n_perm=N_PERM, seed=0)
+    result = compare_latents(data.acts_a, data.acts_b, *dec, n_perm=N_PERM, seed=0, nulls=("shuffle",))
     return time.perf_counter() - start, result.pairings
 
 
@@ -296,19 +333,24 @@ def compare(
     }
 
 
+def _scores_line(p: dict, null: str) -> str:
+    """'svcca 0.123 (null 0.045, p 0.0010), ...' for one pairing summary of compare_latents."""
+    return ", ".join(
+        f"{m} {p[m]['observed']:.3f} (null {p[m]['nulls'][null]['null_mean']:.3f}, "
+        f"p {p[m]['nulls'][null]['p_value']:.4f})"
+        for m in SIMILARITY_METRICS
+    )
+
+
 def report_compare(data: Data, size: str, seed: int) -> dict[str, object]:
-    """Time the full compare, print it against the 60 s target and the product floor."""
+    """Time the shuffle-null compare, print it against the 60 s target and the product floor."""
     d = D_MODEL[size]
     load = os.getloadavg()[0]
     seconds, pairings = run_compare(data, decoders(data, d, seed))
     tflop, gflops = product_floor(pairings, d)
     floor = tflop * 1e3 / gflops
     for mode, p in pairings.items():
-        scores = ", ".join(
-            f"{m} {p[m]['observed']:.3f} (null {p[m]['null_mean']:.3f}, p {p[m]['p_value']:.4f})"
-            for m in ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
-        )
-        print(f"  {mode}: {p['n_pairs']:,} pairs; {scores}")
+        print(f"  {mode}: {p['n_pairs']:,} pairs; {_scores_line(p, 'shuffle')}")
     under = seconds < COMPARE_TARGET_S
     verdict = (
         f"{'meets' if under else 'MISSES'} the {COMPARE_TARGET_S:.0f} s target"
@@ -316,7 +358,8 @@ def report_compare(data: Data, size: str, seed: int) -> dict[str, object]:
         else f"the {COMPARE_TARGET_S:.0f} s target is for the full size"
     )
     print(
-        f"compare (pairing + 5 similarity metrics x {N_PERM} permutations, 2 modes, d={d}): "
+        f"shuffle-null compare (pairing + 5 similarity metrics x {N_PERM} permutations of the "
+        f"observed pairing, 2 modes, d={d}): "
         f"{seconds:.1f} s, {verdict}; 1-min load average {load:.1f} before it (2 cores)"
     )
     print(
@@ -324,6 +367,7 @@ def report_compare(data: Data, size: str, seed: int) -> dict[str, object]:
         f"{gflops:.0f} GFLOP/s (float32) that is {floor:.1f} s before any decomposition"
     )
     return {
+        "compare_null": "shuffle",
         "compare_s": round(seconds, 2),
         "compare_under_60s": under if size == "full" else None,
         "compare_n_perm": N_PERM,
@@ -335,6 +379,182 @@ def report_compare(data: Data, size: str, seed: int) -> dict[str, object]:
         "compare_product_floor_s": round(floor, 1),
         "load_avg_before_compare": round(load, 2),
         "compare_rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """What compare_latents does per permutation: pairing procedure and metric requests."""
+
+    procedure: PairingProcedure
+    requests: list[tuple[str, dict]]
+    spectral: list[tuple[str, dict]]
+    rsa: list[tuple[str, dict]]
+
+
+def compare_procedure(data: Data) -> Procedure:
+    """compare_latents' pairing procedure (top_k from partners_kept) and its metric requests."""
+    top_k = partners_kept(data.acts_a.shape[1], data.acts_b.shape[1], MODES)
+    requests = [(m, {"max_items": RSA_MAX_ITEMS} if m == "rsa" else {}) for m in SIMILARITY_METRICS]
+    return Procedure(
+        PairingProcedure(MODES, top_k=top_k),
+        requests,
+        [r for r in requests if r[0] != "rsa"],
+        [r for r in requests if r[0] == "rsa"],
+    )
+
+
+def repair_step(
+    pc: PermutedCorrelation, proc: Procedure, dec: tuple[np.ndarray, np.ndarray], perm: np.ndarray
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """One permutation of repair_tests, part by part: (seconds per part, scores per mode).
+
+    The same steps as ``PermutedCorrelation.result`` + ``PairingProcedure.pairings`` +
+    ``paired_scores`` inside :func:`featgeom.stats.repair_tests`; the metrics are split into the
+    spectral ones (sharing one thin SVD per side) and RSA, in SIMILARITY_METRICS order.
+    """
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    cross = _cross_product(pc._a, pc._b[perm])
+    times["cross_product"] = time.perf_counter() - start
+    start = time.perf_counter()
+    if pc.top_k == 1 and sp.issparse(cross):
+        corr = pc._sparse_top1(cross)
+    else:
+        corr = finish_correlation(cross, pc._sides, pc._counts, pc.n_samples, pc.top_k, pc._block_bytes)
+    times["partners"] = time.perf_counter() - start
+    del cross
+    start = time.perf_counter()
+    pairings = proc.procedure.pairings(corr)
+    times["pairing"] = time.perf_counter() - start
+    scores, spectral_s, rsa_s = {}, 0.0, 0.0
+    for mode, pairing in pairings.items():
+        x, y = dec[0][pairing.idx_a], dec[1][pairing.idx_b]
+        start = time.perf_counter()
+        spectral = paired_scores(proc.spectral, x, y)
+        middle = time.perf_counter()
+        rsa_value = paired_scores(proc.rsa, x, y)
+        spectral_s, rsa_s = spectral_s + middle - start, rsa_s + time.perf_counter() - middle
+        scores[mode] = np.insert(spectral, SIMILARITY_METRICS.index("rsa"), rsa_value)
+    times["metrics_spectral"], times["metrics_rsa"] = spectral_s, rsa_s
+    return times, scores
+
+
+def naive_step(
+    data: Data, proc: Procedure, dec: tuple[np.ndarray, np.ndarray], perm: np.ndarray
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """One permutation recomputed from scratch: correlation, pairing, each metric on its own."""
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    corr = activation_correlation(data.acts_a, data.acts_b[perm], top_k=proc.procedure.top_k)
+    times["correlation"] = time.perf_counter() - start
+    start = time.perf_counter()
+    pairings = {mode: pair(corr, mode=mode) for mode in MODES}
+    times["pairing"] = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = {}
+    for mode, pairing in pairings.items():
+        x, y = dec[0][pairing.idx_a], dec[1][pairing.idx_b]
+        scores[mode] = np.array([
+            svcca(x, y), svcca(x, y, legacy_top1=True), rsa(x, y, max_items=RSA_MAX_ITEMS),
+            linear_cka(x, y), procrustes(x, y),
+        ])
+    times["metrics"] = time.perf_counter() - start
+    return times, scores
+
+
+def run_repair_compare(data: Data, dec: tuple[np.ndarray, np.ndarray], n_perm: int) -> tuple[float, float, dict]:
+    """(seconds, traced peak MiB, pairings) of compare_latents with the re-pairing null only."""
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    result = compare_latents(data.acts_a, data.acts_b, *dec, n_perm=n_perm, seed=0, nulls=("repair",))
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return seconds, peak / 2**20, result.pairings
+
+
+def report_repair(data: Data, size: str, seed: int, n_perm: int, n_naive: int) -> dict[str, object]:
+    """Time the repair-null compare for n_perm permutations, its parts, and the naive loop."""
+    d = D_MODEL[size]
+    dec = decoders(data, d, seed)
+    proc = compare_procedure(data)
+    load = os.getloadavg()[0]
+    total, peak_mb, pairings = run_repair_compare(data, dec, n_perm)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"repair-null compare (correlation + pairing recomputed per permutation, 5 metrics, "
+        f"2 modes, top_k={proc.procedure.top_k}, d={d}): {total:.1f} s for {n_perm} permutation(s) "
+        f"(incl. set-up and the observed pairing); peak traced memory {peak_mb:.0f} MiB "
+        f"(tracemalloc), process peak RSS so far {rss_mb:.0f} MiB; 1-min load average {load:.1f} "
+        "before it"
+    )
+    for mode, p in pairings.items():
+        print(f"  {mode}: {p['n_pairs']:,} pairs; {_scores_line(p, 'repair')}")
+
+    # The same permutations repair_tests drew (rng = default_rng(seed=0), one permutation each).
+    rng = np.random.default_rng(0)
+    perms = [rng.permutation(data.acts_a.shape[0]) for _ in range(n_naive)]
+    pc = PermutedCorrelation(data.acts_a, data.acts_b, top_k=proc.procedure.top_k)
+    dec = tuple(d.astype(np.float64) for d in dec)  # as compare_latents reads them (as_matrix)
+    fast_parts, naive_parts, gap = [], [], 0.0
+    for perm in perms:  # alternate, so that a drift in machine speed hits both
+        fast_t, fast_scores = repair_step(pc, proc, dec, perm)
+        naive_t, naive_scores = naive_step(data, proc, dec, perm)
+        fast_parts.append(fast_t)
+        naive_parts.append(naive_t)
+        gap = max(gap, max(float(np.max(np.abs(fast_scores[m] - naive_scores[m]))) for m in MODES))
+    parts = {k: float(np.median([t[k] for t in fast_parts])) for k in fast_parts[0]}
+    naive_split = {k: float(np.median([t[k] for t in naive_parts])) for k in naive_parts[0]}
+    fast_totals = [sum(t.values()) for t in fast_parts]
+    naive_totals = [sum(t.values()) for t in naive_parts]
+    steady, naive = float(np.median(fast_totals)), float(np.median(naive_totals))
+    ratios = [b / a for a, b in zip(fast_totals, naive_totals)]
+    extrapolated = total + (1000 - n_perm) * steady if n_perm < 1000 else total
+    ratio = float(np.median(ratios))
+    print(
+        f"  per permutation (steady, median of {n_naive}): {steady:.2f} s = "
+        + ", ".join(f"{k} {v:.2f} s ({v / steady:.0%})" for k, v in parts.items())
+    )
+    nnz = float(np.dot(np.diff(data.acts_a.indptr), np.diff(data.acts_b.indptr)))
+    print(
+        f"  cross product: {nnz / 1e6:.0f}M products (n L0_a L0_b), "
+        f"{parts['cross_product'] / nnz * 1e9:.1f} ns each; dominant part: "
+        f"{max(parts, key=parts.get)}"
+    )
+    print(
+        f"  naive loop (activation_correlation + pair + each metric function, recomputed per "
+        f"permutation): {naive:.2f} s per permutation ("
+        + ", ".join(f"{k} {v:.2f} s" for k, v in naive_split.items())
+        + f"); naive / repair {ratio:.2f}x (median of the {n_naive} alternated pairs, range "
+        f"{min(ratios):.2f}-{max(ratios):.2f}); max |score difference| {gap:.1e}"
+    )
+    label = "EXTRAPOLATED" if n_perm < 1000 else "measured"
+    print(
+        f"  1,000 permutations: {extrapolated:.0f} s {label} (measured {total:.1f} s for {n_perm} "
+        f"+ {1000 - n_perm} x {steady:.2f} s); naive loop: {naive * 1000:.0f} s extrapolated"
+    )
+    return {
+        "repair_perms_measured": n_perm,
+        "repair_total_s": round(total, 2),
+        "repair_seconds_per_perm": round(steady, 3),
+        "repair_seconds_per_perm_incl_setup": round(total / n_perm, 3),
+        "repair_parts_s": {k: round(v, 3) for k, v in parts.items()},
+        "repair_naive_seconds_per_perm": round(naive, 3),
+        "repair_naive_parts_s": {k: round(v, 3) for k, v in naive_split.items()},
+        "repair_naive_perms": n_naive,
+        "repair_ratio": round(ratio, 2),
+        "repair_ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
+        "repair_score_max_abs_diff": float(f"{gap:.3g}"),
+        "repair_peak_mb": round(peak_mb, 1),
+        "repair_peak_kind": "tracemalloc peak during compare_latents(nulls=('repair',))",
+        "repair_rss_peak_mb": round(rss_mb, 1),
+        "repair_extrapolated_1000_s": round(extrapolated, 1),
+        "repair_extrapolated": n_perm < 1000,
+        "repair_top_k": proc.procedure.top_k,
+        "repair_pairs": {mode: p["n_pairs"] for mode, p in pairings.items()},
+        "load_avg_before_repair": round(load, 2),
     }
 
 
@@ -350,6 +570,21 @@ def main() -> None:
         help="A latents the reference runs on (default: all with --quick, else 1,024)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--repair-perms",
+        type=int,
+        default=None,
+        help="permutations of the measured repair-null compare (default 10 with --quick, else 3)",
+    )
+    parser.add_argument(
+        "--naive-perms",
+        type=int,
+        default=None,
+        help="permutations timed for the naive loop and the per-part breakdown (default 3 / 2)",
+    )
+    parser.add_argument(
+        "--skip-shuffle", action="store_true", help="skip the 1,000-permutation shuffle-null compare"
+    )
     args = parser.parse_args()
     size = "quick" if args.quick else "full"
     n, n_a, n_b = SIZES[size]
@@ -370,7 +605,10 @@ def main() -> None:
         f"a warm-up run); peak traced memory {peak_mb:.0f} MiB beyond the inputs, "
         f"process peak RSS {rss_mb:.0f} MiB"
     )
-    compare_summary = report_compare(data, size, args.seed)
+    compare_summary = {} if args.skip_shuffle else report_compare(data, size, args.seed)
+    repair_perms = max(1, args.repair_perms or REPAIR_PERMS[size])
+    naive_perms = max(1, args.naive_perms or NAIVE_PERMS[size])
+    repair_summary = report_repair(data, size, args.seed, repair_perms, naive_perms)
 
     rng = np.random.default_rng(args.seed + 1)
     latents = np.sort(rng.choice(n_a, ref_latents, replace=False)) if partial else np.arange(n_a)
@@ -404,6 +642,9 @@ def main() -> None:
                 "rss_peak_mb": round(rss_mb, 1),
                 **agreement,
                 **compare_summary,
+                **repair_summary,
+                "device": "cpu",
+                "cpu_count": os.cpu_count(),
             }
         )
     )

@@ -29,7 +29,7 @@ def test_create_then_show(run_cli, tmp_path):
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"variants": [{"name": "x", "feature_overlap_ratio": 0.2}]}, "variants[0].feature_overlap_ratio"),
+        ({"variants": [{"name": "x", "feature_overlap_ratio": 1.2}]}, "variants[0].feature_overlap_ratio"),
         ({"variants": [{"name": "x", "basis_rotation_angle": 120}]}, "variants[0].basis_rotation_angle"),
         ({"world": {"num_features": 64, "hidden_dim": 0}}, "world.hidden_dim"),
         ({"typo_key": 1}, "typo_key"),

@@ -42,13 +42,18 @@ def test_identical_members_are_fully_universal(fam, batch):
     result = compare(oracle(fam, "base"), oracle(fam, "same"), batch.hidden["base"], batch.hidden["same"],
                      n_perm=99, ground_truth=GroundTruth.from_family(fam, "base", "same", batch.features))
     mutual = result.pairings["mutual"]
+    assert result.nulls == ("repair",)
     assert mutual["svcca"]["observed"] == pytest.approx(1.0, abs=1e-6)
-    assert mutual["svcca"]["p_value"] == pytest.approx(1 / 100)
+    assert mutual["svcca"]["nulls"]["repair"]["p_value"] == pytest.approx(1 / 100)
+    assert mutual["svcca"]["nulls"]["repair"]["kind"] == "repair"
     assert mutual["mean_corr"] == pytest.approx(1.0, abs=1e-6)
     gt = result.ground_truth
     assert gt["gt_mcc"] == pytest.approx(1.0, abs=1e-6)
     assert gt["correspondence_accuracy"]["mutual"] == 1.0
-    assert gt["universality_gap"] == pytest.approx(1.0 - gt["empirical_mcc"])
+    # one footing: identical members with identical (oracle) SAEs have no universality gap
+    assert gt["empirical_mcc"] == pytest.approx(1.0, abs=1e-6)
+    assert gt["universality_gap"] == pytest.approx(0.0, abs=1e-6)
+    assert gt["universality_gap"] == pytest.approx(gt["gt_mcc"] - gt["empirical_mcc"])
     json.loads(result.to_json())
 
 
@@ -58,7 +63,9 @@ def test_rotation_keeps_activation_pairing_but_not_raw_cosines(fam, batch):
     mutual = result.pairings["mutual"]
     assert result.ground_truth["correspondence_accuracy"]["mutual"] == 1.0
     assert mutual["svcca"]["observed"] == pytest.approx(1.0, abs=1e-5)  # rotation invariant
-    assert mutual["svcca"]["p_value"] < 0.05
+    assert set(compare(oracle(fam, "base"), oracle(fam, "rot"), batch.hidden["base"], batch.hidden["rot"],
+                       n_perm=19, modes="mutual").pairings) == {"mutual"}  # a single name is one mode
+    assert mutual["svcca"]["nulls"]["repair"]["p_value"] < 0.05
     assert result.ground_truth["mcc_a"] == pytest.approx(1.0, abs=1e-6)
 
 
@@ -68,6 +75,14 @@ def test_bad_inputs(fam, batch):
         compare(sae, sae, batch.hidden["base"][:10], batch.hidden["base"][:9])
     with pytest.raises(ConfigError, match="modes"):
         compare(sae, sae, batch.hidden["base"], batch.hidden["base"], modes=("closest",))
+    with pytest.raises(ConfigError, match="modes"):
+        compare(sae, sae, batch.hidden["base"], batch.hidden["base"], modes=("mutual", "mutual"))
+    with pytest.raises(ConfigError, match="nulls"):
+        compare(sae, sae, batch.hidden["base"], batch.hidden["base"], nulls=("exact",))
+    with pytest.raises(ShapeError, match="acts_a: has width 31"):
+        compare(sae, sae, batch.hidden["base"][:, :31], batch.hidden["base"][:, :31])
+    with pytest.raises(ConfigError, match="sae_b: expected an SAE"):
+        compare(sae, None, batch.hidden["base"], batch.hidden["base"])
 
 
 def test_top_k_path_reports_missing_empirical_mcc_explicitly(fam, batch, monkeypatch):
@@ -97,21 +112,25 @@ def _planted_latents(seed: int = 3):
     return lat_a, lat_b, dec_a, dec_b
 
 
-def test_compare_latents_finds_the_planted_pairs_in_either_precision():
+def test_compare_latents_finds_the_planted_pairs_with_both_nulls():
     from featgeom.experiments.compare import compare_latents
 
     lat_a, lat_b, dec_a, dec_b = _planted_latents()
-    single = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=199)
-    double = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=199, precision="float64")
+    single = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=199, nulls=("repair", "shuffle"))
+    double = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=199, precision="float64", nulls=("shuffle",))
     pairs = single.pairs["mutual"]
     assert set(range(40)) <= {a for a, b in zip(pairs.idx_a, pairs.idx_b) if a == b}
     mutual = single.pairings["mutual"]
-    assert mutual["svcca"]["observed"] > 0.9 and mutual["svcca"]["p_value"] == pytest.approx(1 / 200)
-    assert mutual["svcca"]["precision"] == "float32"
+    assert mutual["svcca"]["observed"] > 0.9
+    for name in ("repair", "shuffle"):
+        assert mutual["svcca"]["nulls"][name]["p_value"] == pytest.approx(1 / 200)
+    assert mutual["svcca"]["nulls"]["shuffle"]["precision"] == "float32"
     for mode, summary in double.pairings.items():
         for metric in ("svcca", "svcca_legacy", "rsa", "cka", "procrustes"):
             got, want = single.pairings[mode][metric], summary[metric]
-            assert got["observed"] == want["observed"] and got["p_value"] == want["p_value"]
+            assert got["observed"] == pytest.approx(want["observed"], abs=1e-12)
+            got, want = got["nulls"]["shuffle"], want["nulls"]["shuffle"]
+            assert got["p_value"] == want["p_value"]
             assert got["null_mean"] == pytest.approx(want["null_mean"], abs=1e-5)
 
 
@@ -123,3 +142,17 @@ def test_compare_latents_rejects_decoders_that_do_not_match_the_latents():
         compare_latents(lat_a, lat_b, dec_a, dec_b[:59], n_perm=9)
     with pytest.raises(ConfigError, match="precision"):
         compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=9, precision="half")
+
+
+def test_keep_masks_and_threshold_shape_the_pairing_and_its_null():
+    from featgeom.experiments.compare import compare_latents
+
+    lat_a, lat_b, dec_a, dec_b = _planted_latents()
+    keep_a = np.zeros(50, dtype=bool)
+    keep_a[:30] = True
+    result = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=19, modes=("mutual",), keep_a=keep_a, min_corr=0.0)
+    pairs = result.pairs["mutual"]
+    assert pairs.idx_a.max() < 30 and np.all(pairs.score >= 0.0)
+    assert result.pairings["mutual"]["svcca"]["nulls"]["repair"]["p_value"] == pytest.approx(1 / 20)
+    with pytest.raises(ShapeError, match="keep_b"):
+        compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=19, keep_b=np.ones(3, dtype=bool))

@@ -27,7 +27,8 @@ def _rows(metric_by_value: dict[str, dict[float, list[float]]], p: float = 0.01)
                 tested = metric in ("svcca", "cka")
                 rows.append({"swept_value": value, "seed_a": seed, "seed_b": seed, "pairing": pairing, "metric": metric, "value": v,
                              "p_value": p if tested else None, "null_mean": 0.1 if tested else None,
-                             "null_std": 0.01 if tested else None})
+                             "null_std": 0.01 if tested else None, "null_kind": "repair" if tested else "",
+                             "replicate": 0})
     return rows
 
 
@@ -61,7 +62,16 @@ def test_findings_say_where_a_metric_is_not_above_its_null():
     rows = _rows({"svcca": {0.5: [0.2], 1.0: [0.9]}})
     rows[0]["p_value"] = 0.4
     text = "\n".join(findings(Table(rows), "feature_overlap_ratio"))
-    assert "svcca: above its shuffled null (p < 0.05 for every seed) except at 0.5" in text
+    assert "svcca: above its repair null (p < 0.05 for every comparison) except at 0.5" in text
+
+
+def test_table_keeps_only_the_primary_null():
+    rows = _rows({"svcca": {0.5: [0.2], 1.0: [0.9]}})
+    shuffled = [{**r, "null_kind": "shuffle", "p_value": 0.001} for r in rows]
+    table = Table(rows + shuffled, "repair")
+    assert table.series("mutual", "svcca").shape == (2, 1)  # one comparison per condition, not two
+    assert list(table.series("mutual", "svcca", "p_value")[:, 0]) == [0.01, 0.01]
+    assert list(Table(rows + shuffled, "shuffle").series("mutual", "svcca", "p_value")[:, 0]) == [0.001, 0.001]
 
 
 def test_report_has_figures_tables_and_config(tiny_run):
@@ -106,6 +116,6 @@ def test_findings_report_the_achieved_superposition():
     for value, rho in ((0.0, 0.25), (0.05, 0.3), (0.1, 0.349)):
         for metric, v in (("rho_mm_a", 0.25), ("rho_mm_b", rho)):
             rows.append({"swept_value": value, "seed_a": 0, "seed_b": 0, "pairing": "", "metric": metric, "value": v,
-                         "p_value": None, "null_mean": None, "null_std": None})
+                         "p_value": None, "null_mean": None, "null_std": None, "null_kind": "", "replicate": 0})
     text = "\n".join(findings(Table(rows), "superposition_delta"))
     assert "the variant's rho_mm goes 0.250 → 0.349 (base 0.250)" in text

@@ -17,7 +17,7 @@ from featgeom.store.results import ResultsDB
 from .helpers import spec_yaml, stored_values, tiny_spec
 
 MODES = 2  # many_to_one, mutual
-ROWS_PER_COMPARE = MODES * (2 + 5 + 1) + 9 + 3  # per mode: n_pairs, mean_corr, 5 similarities, accuracy; GT; rho/shared
+ROWS_PER_COMPARE = MODES * (2 + 5 + 1) + 12 + 3  # per mode: n_pairs, mean_corr, 5 similarities, accuracy; GT; rho/shared
 
 
 def test_every_compare_job_stores_every_value_once(tiny_run):
@@ -25,11 +25,12 @@ def test_every_compare_job_stores_every_value_once(tiny_run):
     rows = ResultsDB(tiny_run.db).results()
     assert tiny_run.jobs_total == tiny_run.jobs_run == (1 + len(spec.sweep.values)) + len(spec.sweep.values)
     assert len(rows) == len(spec.sweep.values) * ROWS_PER_COMPARE
-    keys = {(r["condition"], r["seed_a"], r["pairing"], r["metric"]) for r in rows}
+    keys = {(r["condition"], r["seed_a"], r["pairing"], r["metric"], r["null_kind"]) for r in rows}
     assert len(keys) == len(rows)
     assert {r["swept_value"] for r in rows} == set(spec.sweep.values)
     tested = [r for r in rows if r["p_value"] is not None]
     assert tested and all(1 / (spec.compare.n_perm + 1) <= r["p_value"] <= 1 for r in tested)
+    assert {r["null_kind"] for r in tested} == {"repair"}
     assert all(r["featgeom_version"] and r["sae_lens_version"] and r["config_hash"] == spec.config_hash for r in rows)
 
 

@@ -48,7 +48,7 @@ def test_config_hash_is_stable_and_sensitive():
     ({"colour": 1}, "colour"),
     ({"sweep": {"variable": "angle", "values": [0]}}, "sweep.variable"),
     ({"sweep": {"variable": "basis_rotation_angle", "values": [0, 120]}}, "sweep.values[1]"),
-    ({"sweep": {"variable": "feature_overlap_ratio", "values": [0.3]}}, "sweep.values[0]"),
+    ({"sweep": {"variable": "feature_overlap_ratio", "values": [1.3]}}, "sweep.values[0]"),
     ({"sweep": {"variable": "basis_rotation_angle", "values": []}}, "sweep.values"),
     ({"sae": {"arch": "relu"}}, "sae.arch"),
     ({"sae": {"seeds": [1, 1]}}, "sae.seeds"),
@@ -85,9 +85,48 @@ def test_seed_pairs_meet_independent_saes_by_default(tmp_path):
 
     spec = ExperimentSpec.from_dict({**BASE, "sae": {"seeds": [0, 1, 2]}})
     assert spec.compare.seed_pairs(spec.sae.seeds) == [(0, 1), (1, 2), (2, 0)]
-    _, compares = plan(spec, tmp_path / "family", tmp_path / "store")
+    _, compares = plan(spec, [tmp_path / "family"], tmp_path / "store")
     assert len(compares) == 2 * 3
     job, needs_a, needs_b = compares[0]
     assert (job.seed_a, job.seed_b) == (0, 1) and needs_a == "train:base:s0" and needs_b == "train:rot0:s1"
     same = ExperimentSpec.from_dict({**BASE, "compare": {"sae_seeds": "same"}})
     assert same.compare.seed_pairs([0, 1]) == [(0, 0), (1, 1)]
+
+
+def test_disjoint_seeds_make_every_comparison_a_distinct_pair(tmp_path):
+    from featgeom.experiments.runner import plan
+
+    spec = ExperimentSpec.from_dict({**BASE, "sae": {"seeds": [0, 1]}, "compare": {"sae_seeds": "disjoint"}})
+    trains, compares = plan(spec, [tmp_path / "family"], tmp_path / "store")
+    assert [(j.seed_a, j.seed_b) for j, _, _ in compares] == [(0, 2), (1, 3)] * 2
+    assert sorted((t.member, t.seed) for t in trains if t.member == "base") == [("base", 0), ("base", 1)]
+    assert {t.seed for t in trains if t.member != "base"} == {2, 3}
+
+
+def test_replicates_draw_independent_families_and_name_their_jobs(tmp_path):
+    from featgeom.experiments.runner import plan
+
+    spec = ExperimentSpec.from_dict({**BASE, "sae": {"seeds": [0]}, "compare": {"sae_seeds": "same"},
+                                     "replicates": [3, 1]})
+    assert spec.replicate_counts() == [3, 1]
+    assert [len(spec.family_config(r)["variants"]) for r in range(3)] == [2, 1, 1]
+    assert spec.family_config(2)["seed"] == spec.family_seed + 2
+    dirs = [tmp_path / f"family{r}" for r in range(3)]
+    trains, compares = plan(spec, dirs, tmp_path / "store")
+    names = [j.name for j, _, _ in compares]
+    assert len(names) == len(set(names)) == 4
+    assert {j.replicate for j, _, _ in compares} == {0, 1, 2}
+    assert {j.sample_seed for j, _, _ in compares} == {spec.compare.seed + r for r in range(3)}
+    assert len({t.name for t in trains}) == len(trains) == 3 + 2 + 2
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"replicates": [2]}, "replicates"),
+    ({"replicates": 0}, "replicates"),
+    ({"compare": {"nulls": ["exact"]}}, "compare.nulls"),
+    ({"compare": {"nulls": []}}, "compare.nulls"),
+    ({"compare": {"sae_seeds": "mixed"}}, "compare.sae_seeds"),
+])
+def test_bad_replicates_and_nulls_name_the_field(change, field):
+    with pytest.raises(ConfigError, match=f"^{field}"):
+        ExperimentSpec.from_dict({**BASE, **change})

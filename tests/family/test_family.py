@@ -161,7 +161,7 @@ def test_family_construction_is_deterministic(tiny_world, fam):
 @pytest.mark.parametrize(
     ("variant", "field"),
     [
-        ({"name": "v", "feature_overlap_ratio": 0.4}, r"variants\[0\]\.feature_overlap_ratio"),
+        ({"name": "v", "feature_overlap_ratio": -0.1}, r"variants\[0\]\.feature_overlap_ratio"),
         ({"name": "v", "basis_rotation_angle": 91}, r"variants\[0\]\.basis_rotation_angle"),
         ({"name": "v", "basis_rotation_angle": -1}, r"variants\[0\]\.basis_rotation_angle"),
         ({"name": "v", "superposition_delta": 0.2}, r"variants\[0\]\.superposition_delta"),

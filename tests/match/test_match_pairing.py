@@ -244,3 +244,15 @@ def test_bad_arguments_raise_featgeom_errors(kwargs, error, pattern):
 def test_bad_matrices_raise_featgeom_errors(matrix, error):
     with pytest.raises(error, match="corr"):
         pair(matrix)
+
+
+def test_column_argmax_equals_numpys_including_ties_and_minus_infinity():
+    from featgeom.match._dense import column_argmax
+
+    rng = np.random.default_rng(0)
+    for shape in ((1, 5), (200, 3), (130, 77)):
+        m = rng.integers(0, 4, size=shape).astype(float)  # many exact ties
+        m[:, 0] = -np.inf
+        np.testing.assert_array_equal(column_argmax(m), m.argmax(axis=0))
+        m = rng.standard_normal(shape)
+        np.testing.assert_array_equal(column_argmax(m), m.argmax(axis=0))

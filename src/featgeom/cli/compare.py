@@ -14,12 +14,15 @@ def compare_cmd(
     sae_b: Path = typer.Argument(..., help="Second SAE artifact directory."),
     family: Path = typer.Option(..., "--family", help="Family artifact both SAEs were trained on."),
     samples: int = typer.Option(20_000, "--samples", help="Shared inputs to compare on."),
-    n_perm: int = typer.Option(1000, "--n-perm", help="Shuffled pairings per null."),
+    n_perm: int = typer.Option(1000, "--n-perm", help="Draws per null."),
+    null: list[str] = typer.Option(["repair"], "--null", help="Null(s): 'repair' (valid: permuted samples, "
+                                   "pairing recomputed) and/or 'shuffle' (the paper's Test 1). Repeatable."),
     seed: int = typer.Option(0, "--seed", help="Seed of the inputs and of the nulls."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON (last line)."),
 ) -> None:
     """Compare two stored SAEs of one family on the same inputs, with ground truth."""
     from featgeom.experiments import GroundTruth, compare
+    from featgeom.experiments.compare import SIMILARITY_METRICS
     from featgeom.family import load as load_family
     from featgeom.sae import load as load_sae
     from featgeom.sae.train import family_id_of
@@ -31,14 +34,15 @@ def compare_cmd(
             raise ConfigError(f"{path}: trained on family {sae.family_id}, not on {family} ({family_id_of(fam)})")
     batch = fam.sample(samples, seed=seed, with_features=True, members=[a.member, b.member])
     result = compare(a.sae, b.sae, batch.hidden[a.member], batch.hidden[b.member], n_perm=n_perm, seed=seed,
-                     ground_truth=GroundTruth.from_family(fam, a.member, b.member, batch.features))
+                     nulls=null, ground_truth=GroundTruth.from_family(fam, a.member, b.member, batch.features))
     if as_json:
         typer.echo(result.to_json())
         return
     for mode, summary in result.pairings.items():
         typer.echo(f"{mode}: {summary['n_pairs']} pairs, mean corr {summary['mean_corr']:.3f}, "
-                   + ", ".join(f"{m} {summary[m]['observed']:.3f} (p {summary[m]['p_value']:.3g})"
-                               for m in ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")))
+                   + ", ".join(f"{m} {summary[m]['observed']:.3f} ("
+                               + ", ".join(f"p {t['p_value']:.3g} {name}" for name, t in summary[m]["nulls"].items())
+                               + ")" for m in SIMILARITY_METRICS))
     gt = result.ground_truth
     typer.echo(f"ground truth: GT-MCC {gt['gt_mcc']:.3f}, empirical MCC {gt['empirical_mcc']:.3f}, "
                f"gap {gt['universality_gap']:.3f}, accuracy {gt['correspondence_accuracy']}")

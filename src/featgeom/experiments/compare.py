@@ -2,8 +2,9 @@
 
 Pipeline: encode both models' activations with their SAEs -> Pearson correlation of every latent
 pair (sparse, streaming; :mod:`featgeom.match`) -> pairings in several modes -> similarity of the
-paired decoder rows (SVCCA correct and legacy, RSA, linear CKA, Procrustes) each with a shuffled-
-pairing null (:mod:`featgeom.stats`) -> with a family, every ground-truth metric
+paired decoder rows (SVCCA correct and legacy, RSA, linear CKA, Procrustes) each with a null that
+repeats the pairing on permuted samples (:func:`featgeom.stats.repair_tests`; the paper's
+shuffled-pairing Test 1 on request) -> with a family, every ground-truth metric
 (:mod:`featgeom.metrics`).
 """
 
@@ -19,31 +20,38 @@ import scipy.sparse as sp
 
 from featgeom.checks import as_matrix, check_same_rows
 from featgeom.errors import ConfigError, DataError, ShapeError
-from featgeom.match import MODES, activation_correlation, pair
-from featgeom.stats import null_tests
+from featgeom.match import PermutedCorrelation
+from featgeom.stats import PRECISIONS, PairingProcedure, null_tests, repair_tests
+from featgeom.stats.repair import MIN_PAIRS
 
 SIMILARITY_METRICS = ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
+# The nulls compare can run: the valid re-pairing null (default) and the paper's Test 1.
+NULLS = ("repair", "shuffle")
 FULL_MATRIX_LIMIT = 50_000_000  # latent pairs above which only top-k partners are kept
+BEST_PARTNER_MODES = ("many_to_one", "one_to_many", "mutual")  # modes read off each latent's best partner
 
 
 @dataclass
 class CompareResult:
     """Everything ``compare`` measured, as plain numbers (``to_dict`` / ``to_json``).
 
-    pairings[mode]: n_pairs, mean_corr and, per similarity metric, observed / null_mean /
-    null_std / p_value; pairs[mode]: the Pairing itself (not serialised).
+    pairings[mode]: n_pairs, mean_corr and, per similarity metric, ``observed`` and
+    ``nulls[name]`` (p_value, null_mean, null_std, n_perm, seed, kind, precision) for each null
+    run (``nulls``, the first is the primary one); pairs[mode]: the Pairing itself (not
+    serialised).
     """
 
     n_samples: int
     n_latents: tuple[int, int]
     dead: tuple[int, int]
+    nulls: tuple[str, ...] = ("repair",)
     pairings: dict[str, dict[str, Any]] = field(default_factory=dict)
     pairs: dict[str, Any] = field(default_factory=dict, repr=False)
     ground_truth: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"n_samples": self.n_samples, "n_latents": list(self.n_latents), "dead": list(self.dead),
-                "pairings": self.pairings, "ground_truth": self.ground_truth}
+                "nulls": list(self.nulls), "pairings": self.pairings, "ground_truth": self.ground_truth}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -70,8 +78,10 @@ def decoder_rows(sae: Any) -> np.ndarray:
 
 def compare(
     sae_a: Any, sae_b: Any, acts_a: np.ndarray, acts_b: np.ndarray, *,
-    modes: Sequence[str] = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
+    modes: Sequence[str] | str = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
     rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None, precision: str = "float32",
+    nulls: Sequence[str] = ("repair",), min_corr: float | None = None, keep_a: Any = None, keep_b: Any = None,
+    block_size: int = 1,
 ) -> CompareResult:
     """Measure how similar two SAEs are on the same inputs.
 
@@ -81,67 +91,127 @@ def compare(
     """
     acts_a, acts_b = as_matrix(acts_a, "acts_a", np.float32), as_matrix(acts_b, "acts_b", np.float32)
     check_same_rows(acts_a, acts_b, ("acts_a", "acts_b"))
-    _check_modes(modes)
+    modes = _checked_modes(modes)
+    for sae, acts, side in ((sae_a, acts_a, "a"), (sae_b, acts_b, "b")):
+        _check_sae(sae, acts, side)
     return compare_latents(
         encode(sae_a, acts_a), encode(sae_b, acts_b), decoder_rows(sae_a), decoder_rows(sae_b),
         modes=modes, n_perm=n_perm, seed=seed, rsa_max_items=rsa_max_items,
-        ground_truth=ground_truth, precision=precision,
+        ground_truth=ground_truth, precision=precision, nulls=nulls, min_corr=min_corr, keep_a=keep_a,
+        keep_b=keep_b, block_size=block_size,
     )
 
 
 def compare_latents(
     lat_a: Any, lat_b: Any, dec_a: np.ndarray, dec_b: np.ndarray, *,
-    modes: Sequence[str] = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
+    modes: Sequence[str] | str = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
     rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None, precision: str = "float32",
+    nulls: Sequence[str] = ("repair",), min_corr: float | None = None, keep_a: Any = None, keep_b: Any = None,
+    block_size: int = 1,
 ) -> CompareResult:
     """:func:`compare` from latent activations: lat_a (n, N_a), lat_b (n, N_b) (dense or sparse,
     same n samples) and decoder rows dec_a (N_a, d_a), dec_b (N_b, d_b).
 
-    Per pairing mode: number of pairs, mean correlation, and for each of SIMILARITY_METRICS the
-    observed value, null mean/std and +1-corrected p-value over ``n_perm`` shuffled pairings
-    (:func:`featgeom.stats.null_tests`: one set of permutations for all metrics, RSA on at most
-    ``rsa_max_items`` pairs). ``precision`` is the nulls' working precision: "float32" (about
-    twice as fast; p-values equal the float64 ones, null mean/std to ~1e-6) or "float64".
+    Latents are paired by Pearson correlation of their activations in each of ``modes`` (pairs
+    below ``min_corr`` dropped; only latents in the boolean masks ``keep_a`` (N_a,) / ``keep_b``
+    (N_b,), e.g. without non-concept latents, may pair); per mode: number of pairs, mean
+    correlation, and for each of SIMILARITY_METRICS the observed similarity of the paired decoder rows (RSA on at most
+    ``rsa_max_items`` pairs) with a +1-corrected p-value, null mean and std from each null in
+    ``nulls`` (``n_perm`` draws, seeded by ``seed``):
+
+    * "repair" (default, valid): B's samples permuted (in whole blocks of ``block_size`` rows),
+      correlation and pairing recomputed exactly as observed, then scored
+      (:func:`featgeom.stats.repair_tests`). Answers "do the two SAEs share structure?".
+    * "shuffle": the universality paper's Test 1, the observed pairing's rows shuffled
+      (:func:`featgeom.stats.null_tests`; ``precision`` is its working precision). Answers only
+      "does this pairing matter?": after pairing by activation correlation it finds similarity
+      between SAEs of models that share nothing (see docs/experiments.md); kept to reproduce
+      published numbers.
+
     ``ground_truth`` adds the metrics only a synthetic family allows (see :class:`GroundTruth`).
     """
-    _check_modes(modes)
+    modes = _checked_modes(modes)
+    nulls = _checked_nulls(nulls)
     dec_a, dec_b = as_matrix(dec_a, "dec_a"), as_matrix(dec_b, "dec_b")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: unknown {precision!r} (allowed: {', '.join(PRECISIONS)})")
     for lat, dec, side in ((lat_a, dec_a, "a"), (lat_b, dec_b, "b")):
+        if len(getattr(lat, "shape", ())) != 2:
+            raise ShapeError(f"lat_{side}: expected a 2-D (n_samples, n_latents) array, got {type(lat).__name__}")
         if dec.shape[0] != lat.shape[1]:
             raise ShapeError(f"dec_{side}: has {dec.shape[0]} rows but lat_{side} has {lat.shape[1]} latents")
-    full = lat_a.shape[1] * lat_b.shape[1] <= FULL_MATRIX_LIMIT
-    corr = activation_correlation(lat_a, lat_b, top_k=None if full else 8)
+    top_k = partners_kept(lat_a.shape[1], lat_b.shape[1], modes)
+    procedure = PairingProcedure(modes, min_corr=min_corr, keep_a=keep_a, keep_b=keep_b, top_k=top_k)
+    metric_kwargs = {"rsa": {"max_items": rsa_max_items}}
+    if "repair" in nulls:
+        tested = repair_tests(lat_a, lat_b, dec_a, dec_b, procedure=procedure, metrics=SIMILARITY_METRICS,
+                              metric_kwargs=metric_kwargs, n_perm=n_perm, seed=seed, block_size=block_size)
+        corr, pairings = tested.corr, tested.pairings
+    else:
+        corr = PermutedCorrelation(lat_a, lat_b, top_k=procedure.top_k).result()
+        pairings = procedure.pairings(corr)
     result = CompareResult(
         n_samples=lat_a.shape[0], n_latents=(lat_a.shape[1], lat_b.shape[1]),
-        dead=(int(corr.dead_a.size), int(corr.dead_b.size)),
+        dead=(int(corr.dead_a.size), int(corr.dead_b.size)), nulls=nulls,
     )
     for mode in modes:
-        result.pairs[mode] = pair(corr, mode=mode)
-        result.pairings[mode] = _pairing_summary(
-            result.pairs[mode], dec_a, dec_b, n_perm, seed, rsa_max_items, precision)
+        pairing = pairings[mode]
+        if len(pairing) < MIN_PAIRS:
+            raise DataError(f"pairing '{mode}': only {len(pairing)} pairs; similarity needs at least {MIN_PAIRS}")
+        result.pairs[mode] = pairing
+        tests = {"repair": tested.tests[mode]} if "repair" in nulls else {}
+        if "shuffle" in nulls:
+            tests["shuffle"] = null_tests(SIMILARITY_METRICS, dec_a[pairing.idx_a], dec_b[pairing.idx_b],
+                                          n_perm=n_perm, seed=seed, precision=precision, metric_kwargs=metric_kwargs)
+        result.pairings[mode] = _pairing_summary(pairing, tests, nulls)
     if ground_truth is not None:
         result.ground_truth = ground_truth.measure(dec_a, dec_b, lat_a, lat_b, corr, result.pairs)
     return result
 
 
-def _check_modes(modes: Sequence[str]) -> None:
-    """ConfigError for an empty list or an unknown pairing mode."""
-    unknown = sorted(set(modes) - set(MODES))
-    if unknown or not modes:
-        raise ConfigError(f"modes: unknown or empty pairing modes {unknown or list(modes)}")
+def partners_kept(n_a: int, n_b: int, modes: Sequence[str]) -> int | None:
+    """Partners per latent the correlation keeps: None (the full matrix) up to FULL_MATRIX_LIMIT
+    latent pairs; beyond, 1 when every mode needs only each latent's best partner
+    (BEST_PARTNER_MODES), else 8 (enough for greedy to certify its pairs in practice)."""
+    if n_a * n_b <= FULL_MATRIX_LIMIT:
+        return None
+    return 1 if set(modes) <= set(BEST_PARTNER_MODES) else 8
 
 
-def _pairing_summary(pairing: Any, dec_a: np.ndarray, dec_b: np.ndarray, n_perm: int, seed: int,
-                     rsa_max_items: int, precision: str) -> dict[str, Any]:
-    """Pair count, mean correlation and the similarity of the paired decoder rows with nulls."""
-    if len(pairing) < 3:
-        raise DataError(f"pairing '{pairing.mode}': only {len(pairing)} pairs; similarity needs at least 3")
-    x, y = dec_a[pairing.idx_a], dec_b[pairing.idx_b]
+def _checked_modes(modes: Sequence[str] | str) -> tuple[str, ...]:
+    """The pairing modes as a tuple (a single name is one mode); ConfigError as PairingProcedure."""
+    return PairingProcedure(modes).modes
+
+
+def _checked_nulls(nulls: Sequence[str]) -> tuple[str, ...]:
+    """The nulls as a tuple of distinct names from NULLS; ConfigError otherwise."""
+    if isinstance(nulls, str):
+        raise ConfigError(f"nulls: expected a list of nulls, got the string {nulls!r} (use [{nulls!r}])")
+    nulls = tuple(nulls)
+    if not nulls or len(set(nulls)) < len(nulls) or not set(nulls) <= set(NULLS):
+        raise ConfigError(f"nulls: need distinct nulls from {', '.join(NULLS)}, got {list(nulls)}")
+    return nulls
+
+
+def _check_sae(sae: Any, acts: np.ndarray, side: str) -> None:
+    """ConfigError / ShapeError unless ``sae`` encodes activations of acts' width."""
+    if not hasattr(sae, "encode") or not hasattr(sae, "W_dec"):
+        raise ConfigError(f"sae_{side}: expected an SAE with encode() and W_dec, got {type(sae).__name__}")
+    d_in = getattr(getattr(sae, "cfg", None), "d_in", None) or decoder_rows(sae).shape[1]
+    if d_in != acts.shape[1]:
+        raise ShapeError(f"acts_{side}: has width {acts.shape[1]} but sae_{side} reads {d_in}-dim activations")
+
+
+def _pairing_summary(pairing: Any, tests: dict[str, dict[str, Any]], nulls: tuple[str, ...]) -> dict[str, Any]:
+    """Pair count, mean correlation and, per metric, the observed value and each null's summary."""
     summary: dict[str, Any] = {"n_pairs": len(pairing), "mean_corr": float(np.mean(pairing.score))}
-    tests = null_tests(SIMILARITY_METRICS, x, y, n_perm=n_perm, seed=seed, precision=precision,
-                       metric_kwargs={"rsa": {"max_items": rsa_max_items}})
-    for metric, test in tests.items():
-        summary[metric] = {k: v for k, v in test.to_dict().items() if k != "null"}
+    for metric in SIMILARITY_METRICS:
+        first = tests[nulls[0]][metric]
+        summary[metric] = {
+            "observed": first.observed,
+            "nulls": {name: {k: v for k, v in tests[name][metric].to_dict().items() if k not in ("null", "metric", "observed")}
+                      for name in nulls},
+        }
     return summary
 
 
@@ -170,6 +240,14 @@ class GroundTruth:
                 corr: Any, pairs: dict[str, Any]) -> dict[str, Any]:
         """Recovery of each SAE, GT-MCC vs empirical cross-model MCC (UG), pairing accuracy.
 
+        GT-MCC and empirical MCC are both per ground-truth feature slot (m = min(N_a, N_b)
+        features; :func:`featgeom.metrics.universality_gap_details`): UG = gt_mcc -
+        empirical_mcc = (gt_mcc - 1) + gap_missing_slots + gap_imperfection, where
+        gap_missing_slots is the share of slots without an alive latent pair and
+        gap_imperfection the shortfall of the matched pairs' |corr| from 1. Dead latents are
+        reported separately (dead_rate_a, dead_rate_b); cross_mcc_per_latent is the older
+        per-latent score (dead latents count 0, divided by min(#latents)).
+
         The empirical MCC needs the full correlation matrix; when only top-k partners were kept
         (more than FULL_MATRIX_LIMIT latent pairs) it and the gap are None, and
         ``empirical_mcc_unavailable`` says why.
@@ -177,15 +255,19 @@ class GroundTruth:
         from featgeom import metrics
 
         gt = metrics.gt_mcc(self.true_acts_a, self.true_acts_b, self.correspondence, undefined_as_zero=True)
-        empirical = metrics.cross_mcc(corr) if corr.matrix is not None else None
+        units = min(self.features_a.shape[0], self.features_b.shape[0])
+        gap = metrics.universality_gap_details(gt, corr, units) if corr.matrix is not None else None
         feature_of_a = metrics.feature_assignment(dec_a, self.features_a, mode="argmax")
         feature_of_b = metrics.feature_assignment(dec_b, self.features_b, mode="argmax")
         out: dict[str, Any] = {
             "mcc_a": metrics.mcc(dec_a, self.features_a),
             "mcc_b": metrics.mcc(dec_b, self.features_b),
             "gt_mcc": gt,
-            "empirical_mcc": empirical,
-            "universality_gap": None if empirical is None else metrics.universality_gap(gt, empirical),
+            "empirical_mcc": None if gap is None else gap.empirical_mcc,
+            "universality_gap": None if gap is None else gap.universality_gap,
+            "gap_missing_slots": None if gap is None else gap.missing_slots / gap.n_units,
+            "gap_imperfection": None if gap is None else gap.matched_slots / gap.n_units * gap.imperfection,
+            "cross_mcc_per_latent": None if gap is None else metrics.cross_mcc(corr),
             "dead_rate_a": metrics.dead_latent_rate(lat_a),
             "dead_rate_b": metrics.dead_latent_rate(lat_b),
             "correspondence_accuracy": {
@@ -194,7 +276,7 @@ class GroundTruth:
                 for mode, p in pairs.items()
             },
         }
-        if empirical is None:
+        if gap is None:
             out["empirical_mcc_unavailable"] = f"only top-k partners kept (> {FULL_MATRIX_LIMIT:,} latent pairs)"
         for side, lat, dec, acts, feats in (("a", lat_a, dec_a, self.true_acts_a, self.features_a),
                                             ("b", lat_b, dec_b, self.true_acts_b, self.features_b)):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-GT_KEYS = ("mcc_a", "mcc_b", "gt_mcc", "empirical_mcc", "universality_gap", "dead_rate_a", "dead_rate_b",
-           "f1_a", "f1_b")
+GT_KEYS = ("mcc_a", "mcc_b", "gt_mcc", "empirical_mcc", "universality_gap", "gap_missing_slots",
+           "gap_imperfection", "cross_mcc_per_latent", "dead_rate_a", "dead_rate_b", "f1_a", "f1_b")
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,16 @@ class TrainJob:
     samples: int
     width_factor: float | None
     l0: int | None
+    replicate: int = 0
 
     @property
     def name(self) -> str:
-        return f"train:{self.member}:s{self.seed}"
+        return train_name(self.member, self.seed, self.replicate)
+
+
+def train_name(member: str, seed: int, replicate: int) -> str:
+    """Name of the train job of (member, seed) in ``replicate`` ('train:base:s0', 'train:base:s0:r3')."""
+    return f"train:{member}:s{seed}" + (f":r{replicate}" if replicate else "")
 
 
 @dataclass(frozen=True)
@@ -53,10 +59,12 @@ class CompareJob:
     sample_seed: int
     n_perm: int
     modes: tuple[str, ...]
+    nulls: tuple[str, ...] = ("repair",)
+    replicate: int = 0
 
     @property
     def name(self) -> str:
-        return f"compare:{self.condition}:s{self.seed_a}-s{self.seed_b}"
+        return f"compare:{self.condition}:s{self.seed_a}-s{self.seed_b}" + (f":r{self.replicate}" if self.replicate else "")
 
 
 def run_job(job: TrainJob | CompareJob) -> Any:
@@ -96,38 +104,41 @@ def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
     batch = family.sample(job.samples, seed=job.sample_seed, with_features=True, members=[job.member_a, job.member_b])
     sae_a, sae_b = load_sae(job.sae_a), load_sae(job.sae_b)
     result = compare(sae_a.sae, sae_b.sae, batch.hidden[job.member_a], batch.hidden[job.member_b],
-                     modes=job.modes, n_perm=job.n_perm, seed=job.seed_a,
+                     modes=job.modes, n_perm=job.n_perm, seed=job.seed_a, nulls=job.nulls,
                      ground_truth=GroundTruth.from_family(family, job.member_a, job.member_b, batch.features))
     values = result_values(result.to_dict())
-    values += [("", "rho_mm_a", family.member(job.member_a).rho_mm, None, None, None, ""),
-               ("", "rho_mm_b", family.member(job.member_b).rho_mm, None, None, None, ""),
-               ("", "shared_fraction", family.shared_with_base(job.member_b) / family.member(job.member_b).num_features,
-                None, None, None, "")]
+    shared = family.shared_with_base(job.member_b) / family.member(job.member_b).num_features
+    values += [("", "rho_mm_a", family.member(job.member_a).rho_mm, None, None, None, "", ""),
+               ("", "rho_mm_b", family.member(job.member_b).rho_mm, None, None, None, "", ""),
+               ("", "shared_fraction", shared, None, None, None, "", "")]
     context = {"condition": job.condition, "swept_variable": job.swept_variable, "swept_value": job.swept_value,
-               "member_a": job.member_a, "member_b": job.member_b, "seed_a": job.seed_a, "seed_b": job.seed_b}
-    keys = ("pairing", "metric", "value", "p_value", "null_mean", "null_std", "note")
+               "member_a": job.member_a, "member_b": job.member_b, "seed_a": job.seed_a, "seed_b": job.seed_b,
+               "replicate": job.replicate}
+    keys = ("pairing", "metric", "value", "p_value", "null_mean", "null_std", "null_kind", "note")
     return [{**context, **dict(zip(keys, v))} for v in values]
 
 
-Value = tuple[str, str, float | None, float | None, float | None, float | None, str]
+Value = tuple[str, str, float | None, float | None, float | None, float | None, str, str]
 
 
 def result_values(result: dict[str, Any]) -> list[Value]:
-    """Flatten ``CompareResult.to_dict()`` into (pairing, metric, value, p, null mean, null std, note)."""
+    """Flatten ``CompareResult.to_dict()`` into (pairing, metric, value, p, null mean, null std,
+    null, note) tuples: a similarity metric gives one per null it was tested with."""
     values: list[Value] = []
     for mode, summary in sorted(result["pairings"].items()):
-        values.append((mode, "n_pairs", float(summary["n_pairs"]), None, None, None, ""))
-        values.append((mode, "mean_corr", summary["mean_corr"], None, None, None, ""))
+        values.append((mode, "n_pairs", float(summary["n_pairs"]), None, None, None, "", ""))
+        values.append((mode, "mean_corr", summary["mean_corr"], None, None, None, "", ""))
         for metric, test in sorted(summary.items()):
             if isinstance(test, dict):
-                values.append((mode, metric, test["observed"], test["p_value"], test["null_mean"], test["null_std"], ""))
+                values += [(mode, metric, test["observed"], t["p_value"], t["null_mean"], t["null_std"], null, "")
+                           for null, t in test["nulls"].items()]
     gt = result.get("ground_truth") or {}
     for mode, acc in sorted(gt.get("correspondence_accuracy", {}).items()):
-        values.append((mode, "correspondence_accuracy", acc, None, None, None, ""))
+        values.append((mode, "correspondence_accuracy", acc, None, None, None, "", ""))
     for key in GT_KEYS:
         if key in gt:
             note = gt.get("empirical_mcc_unavailable", "") if gt[key] is None else ""
-            values.append(("", key, gt[key], None, None, None, note))
+            values.append(("", key, gt[key], None, None, None, "", note))
     return values
 
 

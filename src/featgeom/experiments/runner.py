@@ -3,8 +3,9 @@
 ``run_experiment(spec, out)``:
 
 1. builds (or loads) the family in the content-addressed store ``OUT/store``;
-2. plans one TrainJob per (member, SAE seed) and one CompareJob per (condition, seed pair) (see
-   :meth:`CompareSpec.seed_pairs`); a compare job starts as soon as both of its SAEs exist;
+2. plans one TrainJob per (replicate, member, SAE seed) and one CompareJob per (replicate,
+   condition, seed pair) (see :meth:`CompareSpec.seed_pairs`; replicate r is the family drawn
+   with seed family_seed + r); a compare job starts as soon as both of its SAEs exist;
 3. runs the jobs serially (``workers=1``), in local worker processes (``workers>1``), or as Ray
    tasks (``ray=True``: a local Ray instance, or the cluster at ``ray_address``);
 4. stores each finished job and its rows in ``OUT/results.sqlite`` in one transaction.
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from featgeom.errors import ConfigError, FeatgeomError
-from featgeom.experiments.jobs import CompareJob, TrainJob, job_detail, run_job
+from featgeom.experiments.jobs import CompareJob, TrainJob, job_detail, run_job, train_name
 from featgeom.experiments.spec import ExperimentSpec
 from featgeom.store.results import ResultsDB
 
@@ -56,36 +57,39 @@ def versions() -> dict[str, str]:
             "numpy": version("numpy"), "scipy": version("scipy")}
 
 
-def family_dir(spec: ExperimentSpec, store: Path) -> Path:
-    """Build the experiment's family into the store (or find it there); its directory."""
+def family_dir(spec: ExperimentSpec, store: Path, replicate: int = 0) -> Path:
+    """Build the family of ``replicate`` into the store (or find it there); its directory."""
     from featgeom.family import FamilyConfig, build_family, save
     from featgeom.family.io import GENERATOR, KIND
     from featgeom.store import artifact_id
 
-    config = FamilyConfig.from_dict(spec.family_config())
+    config = FamilyConfig.from_dict(spec.family_config(replicate))
     path = store / f"family-{artifact_id(KIND, config.to_dict(), GENERATOR)}"
     if not path.exists():
         save(build_family(config), path)
     return path
 
 
-def plan(spec: ExperimentSpec, fam_dir: Path, store: Path) -> tuple[list[TrainJob], list[tuple[CompareJob, str, str]]]:
-    """Train jobs for every (member, seed); compare jobs (with the names of the train jobs they need).
+def plan(spec: ExperimentSpec, fam_dirs: list[Path], store: Path) -> tuple[list[TrainJob], list[tuple[CompareJob, str, str]]]:
+    """Train jobs for every (replicate, member, seed); compare jobs (with the names of the train jobs
+    they need). ``fam_dirs[r]`` is replicate r's family.
 
     The compare jobs' SAE paths are filled in by :func:`_ready` once their train jobs finished.
     """
-    members = ["base", *[spec.sweep.member_name(v) for v in spec.sweep.values]]
-    s = spec.sae
-    trains = [TrainJob(str(fam_dir), str(store), m, seed, s.arch, s.samples, s.width_factor, s.l0)
-              for m in members for seed in s.seeds]
+    s, c = spec.sae, spec.compare
+    trains: list[TrainJob] = []
     compares = []
-    for value in spec.sweep.values:
-        member = spec.sweep.member_name(value)
-        for seed_a, seed_b in spec.compare.seed_pairs(s.seeds):
-            job = CompareJob(str(fam_dir), "", "", "base", member, seed_a, seed_b, member, spec.sweep.variable,
-                             float(value), spec.compare.samples, spec.compare.seed, spec.compare.n_perm,
-                             tuple(spec.compare.modes))
-            compares.append((job, f"train:base:s{seed_a}", f"train:{member}:s{seed_b}"))
+    for r, fam_dir in enumerate(fam_dirs):
+        values = [v for v, count in zip(spec.sweep.values, spec.replicate_counts()) if count > r]
+        members = ["base", *[spec.sweep.member_name(v) for v in values]]
+        trains += [TrainJob(str(fam_dir), str(store), m, seed, s.arch, s.samples, s.width_factor, s.l0, r)
+                   for m in members for seed in c.member_seeds(s.seeds, m)]
+        for value in values:
+            member = spec.sweep.member_name(value)
+            for seed_a, seed_b in c.seed_pairs(s.seeds):
+                job = CompareJob(str(fam_dir), "", "", "base", member, seed_a, seed_b, member, spec.sweep.variable,
+                                 float(value), c.samples, c.seed + r, c.n_perm, tuple(c.modes), tuple(c.nulls), r)
+                compares.append((job, train_name("base", seed_a, r), train_name(member, seed_b, r)))
     return trains, compares
 
 
@@ -101,12 +105,13 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, r
     started = time.perf_counter()
     out = Path(out)
     store = out / "store"
-    fam_dir = family_dir(spec, store)  # first: an unreachable family fails before anything else is written
+    # first: an unreachable family fails before anything else is written
+    fam_dirs = [family_dir(spec, store, r) for r in range(max(spec.replicate_counts()))]
     db = ResultsDB(out / DB_NAME)
     config_hash = spec.config_hash
     vers = versions()
     db.register_run(config_hash, spec.name, spec.preset, spec.to_dict(), vers)
-    trains, compares = plan(spec, fam_dir, store)
+    trains, compares = plan(spec, fam_dirs, store)
     finished = db.finished_jobs(config_hash)
     total = len(trains) + len(compares)
     context = {"experiment": spec.name, "config_hash": config_hash, "featgeom_version": vers["featgeom"],

@@ -2,9 +2,12 @@
 
 An experiment sweeps one variant knob of a family (seed 000, task 1.2): every swept value becomes
 one variant of a single family whose base is the preset's world, so condition ``v`` compares the
-base with the variant built at ``v``.  For each condition and SAE seed ``s`` the SAE of the base
-(seed ``s``) is compared with the SAE of the variant (seed ``s``).  The registry
-(``featgeom/experiments/registry/*.yaml``) ships ``quickstart``, ``1a``, ``1b`` and ``1c``.
+base with the variant built at ``v``.  For each condition and pair of SAE seeds
+(:meth:`CompareSpec.seed_pairs`) the SAE of the base is compared with the SAE of the variant.
+With ``replicates`` > 1 the whole family is drawn again (family seed + r) for replicate r, so a
+condition's comparisons are independent (what calibrating a null needs).  The registry
+(``featgeom/experiments/registry/*.yaml``) ships ``quickstart``, ``1a``, ``1b``, ``1c`` and
+``null-validity``.
 """
 
 from __future__ import annotations
@@ -97,18 +100,27 @@ class SAESpec:
 
 @dataclass(frozen=True)
 class CompareSpec:
-    """How each pair of SAEs is compared: shared inputs, null permutations, pairing modes, and
-    which SAE seeds meet (``sae_seeds``: 'different' pairs base seed i with variant seed i+1
+    """How each pair of SAEs is compared: shared inputs, null permutations, pairing modes, which
+    SAE seeds meet (``sae_seeds``: 'different' pairs base seed i with variant seed i+1
     (cyclically), so two independently trained SAEs meet as they would for two real models, and
-    the identical-members condition measures the SAE-seed floor; 'same' pairs equal seeds)."""
+    the identical-members condition measures the SAE-seed floor; 'same' pairs equal seeds;
+    'disjoint' trains the variants' SAEs on seeds of their own, so every comparison is a distinct
+    pair of SAEs that never share an initialisation), and the nulls (``nulls``: 'repair', the
+    valid null that re-pairs on permuted samples, and/or 'shuffle', the paper's Test 1; the
+    first is the one the report's bands show)."""
 
     samples: int = 20_000
     n_perm: int = 1000
     modes: list[str] = field(default_factory=lambda: ["many_to_one", "mutual"])
     seed: int = 2024
     sae_seeds: str = "different"
+    nulls: list[str] = field(default_factory=lambda: ["repair"])
 
     def __post_init__(self) -> None:
+        from featgeom.experiments.compare import NULLS
+
+        if not self.nulls or len(set(self.nulls)) < len(self.nulls) or not set(self.nulls) <= set(NULLS):
+            raise field_error("nulls", f"need distinct nulls from {', '.join(NULLS)}, got {self.nulls}")
         if self.samples < 100:
             raise field_error("samples", f"must be >= 100, got {self.samples}")
         if self.n_perm < 19:
@@ -116,14 +128,30 @@ class CompareSpec:
         unknown = [m for m in self.modes if m not in PAIR_MODES]
         if not self.modes or unknown:
             raise field_error("modes", f"unknown pairing mode {unknown[0] if unknown else None!r} (any of {', '.join(PAIR_MODES)})")
-        if self.sae_seeds not in ("different", "same"):
-            raise field_error("sae_seeds", f"must be 'different' or 'same', got {self.sae_seeds!r}")
+        if self.sae_seeds not in SAE_SEED_RULES:
+            raise field_error("sae_seeds", f"must be one of {', '.join(SAE_SEED_RULES)}, got {self.sae_seeds!r}")
 
     def seed_pairs(self, seeds: list[int]) -> list[tuple[int, int]]:
         """(base SAE seed, variant SAE seed) of every comparison of a condition."""
         if self.sae_seeds == "same":
             return [(s, s) for s in seeds]
+        if self.sae_seeds == "disjoint":
+            return list(zip(seeds, variant_seeds(seeds)))
         return [(s, seeds[(i + 1) % len(seeds)]) for i, s in enumerate(seeds)]
+
+    def member_seeds(self, seeds: list[int], member: str) -> list[int]:
+        """The SAE seeds trained on ``member`` (variants get their own with 'disjoint')."""
+        return variant_seeds(seeds) if self.sae_seeds == "disjoint" and member != "base" else list(seeds)
+
+
+SAE_SEED_RULES = ("different", "same", "disjoint")
+
+
+def variant_seeds(seeds: list[int]) -> list[int]:
+    """Seeds of the variants' SAEs under sae_seeds 'disjoint': seed + max(seeds) + 1, so no
+    variant SAE shares an initialisation with a base SAE and every comparison is a distinct pair."""
+    offset = max(seeds) + 1
+    return [s + offset for s in seeds]
 
 
 @dataclass(frozen=True)
@@ -134,6 +162,7 @@ class PresetOverride:
     sae_samples: int | None = None
     compare_samples: int | None = None
     n_perm: int | None = None
+    replicates: int | list[int] | None = None
     note: str = ""
 
 
@@ -147,6 +176,7 @@ class ExperimentSpec:
     sae: SAESpec = field(default_factory=SAESpec)
     compare: CompareSpec = field(default_factory=CompareSpec)
     family_seed: int = 0
+    replicates: int | list[int] = 1
     presets: dict[str, PresetOverride] = field(default_factory=dict)
     preset: str = "small"
     note: str = ""
@@ -154,6 +184,7 @@ class ExperimentSpec:
     def __post_init__(self) -> None:
         if not self.name:
             raise field_error("name", "must not be empty")
+        self.replicate_counts()
         unknown = sorted(set(self.presets) - set(PRESETS))
         if unknown:
             raise field_error(f"presets.{unknown[0]}", f"unknown preset (one of {', '.join(PRESETS)})")
@@ -182,18 +213,34 @@ class ExperimentSpec:
             compare = replace(compare, samples=o.compare_samples)
         if o.n_perm is not None:
             compare = replace(compare, n_perm=o.n_perm)
+        replicates = self.replicates if o.replicates is None else o.replicates
         note = " ".join(n for n in (self.note, o.note) if n)
-        return replace(self, sweep=sweep, sae=sae, compare=compare, presets={}, preset=preset, note=note)
+        return replace(self, sweep=sweep, sae=sae, compare=compare, presets={}, preset=preset, note=note,
+                       replicates=replicates)
+
+    def replicate_counts(self) -> list[int]:
+        """Independent replicate families per swept value (``replicates``: one count for every
+        value, or one per value); ConfigError naming the field otherwise."""
+        counts = self.replicates if isinstance(self.replicates, list) else [self.replicates] * len(self.sweep.values)
+        if len(counts) != len(self.sweep.values):
+            raise field_error("replicates", f"needs one count per swept value ({len(self.sweep.values)}), "
+                                            f"got {len(counts)}")
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in counts):
+            raise field_error("replicates", f"counts must be integers >= 1, got {self.replicates}")
+        return counts
 
     @property
     def config_hash(self) -> str:
         """sha256 (16 hex digits) of the resolved experiment's canonical JSON."""
         return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:16]
 
-    def family_config(self) -> dict[str, Any]:
-        """The family (as a FamilyConfig mapping): the preset's world plus one variant per value."""
-        variants = [{"name": self.sweep.member_name(v), self.sweep.variable: v} for v in self.sweep.values]
-        return {"name": f"exp-{self.name}", "world": self.preset, "seed": self.family_seed, "variants": variants}
+    def family_config(self, replicate: int = 0) -> dict[str, Any]:
+        """The family of ``replicate`` (as a FamilyConfig mapping): the preset's world (seed
+        family_seed + replicate) plus one variant per swept value that has that many replicates."""
+        variants = [{"name": self.sweep.member_name(v), self.sweep.variable: v}
+                    for v, count in zip(self.sweep.values, self.replicate_counts()) if count > replicate]
+        return {"name": f"exp-{self.name}", "world": self.preset, "seed": self.family_seed + replicate,
+                "variants": variants}
 
 
 def registry() -> dict[str, Path]:

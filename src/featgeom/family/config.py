@@ -16,6 +16,8 @@ class VariantSpec:
 
     feature_overlap_ratio: fraction of base features kept (exactly round(ratio * N)); the rest
         are replaced by variant-unique features with their own directions and independent firing.
+        0 gives a model that shares nothing with the base (the plan's range is 0.5-1.0; 0 is
+        the planted independence on which nulls are calibrated).
     basis_rotation_angle: degrees; the member's hidden space is the base's under an orthogonal
         map that moves every vector by exactly this angle (exact for even hidden_dim).
     superposition_delta: None keeps whatever rho_mm results; a number sets the member's
@@ -36,8 +38,8 @@ class VariantSpec:
     def __post_init__(self) -> None:
         if not self.name or self.name == "base":
             raise field_error("name", f"must be a non-empty name other than 'base', got {self.name!r}")
-        if not 0.5 <= self.feature_overlap_ratio <= 1.0:
-            raise field_error("feature_overlap_ratio", f"must be in [0.5, 1.0], got {self.feature_overlap_ratio}")
+        if not 0.0 <= self.feature_overlap_ratio <= 1.0:
+            raise field_error("feature_overlap_ratio", f"must be in [0, 1], got {self.feature_overlap_ratio}")
         if not 0.0 <= self.basis_rotation_angle <= 90.0:
             raise field_error("basis_rotation_angle", f"must be in [0, 90] degrees, got {self.basis_rotation_angle}")
         if self.superposition_delta is not None and not -0.1 <= self.superposition_delta <= 0.1:

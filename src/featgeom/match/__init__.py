@@ -2,6 +2,8 @@
 
 * :func:`activation_correlation` - Pearson correlation of every A latent with every B latent
   from sparse sufficient statistics (dense, scipy.sparse or streamed inputs), full or top-k.
+* :class:`PermutedCorrelation` - the same after permuting B's samples, for permutation nulls
+  (per-latent statistics computed once).
 * :func:`pair` - pair latents from correlations (many_to_one, one_to_many, mutual, greedy,
   hungarian), with a threshold and keep masks.
 * :func:`pair_by_decoder_cosine` - the same modes on |cosine| between decoder rows.
@@ -12,6 +14,7 @@
 from featgeom.match.correlation import (
     CorrelationAccumulator,
     CorrelationResult,
+    PermutedCorrelation,
     activation_correlation,
 )
 from featgeom.match.correspondence import pair_by_correspondence
@@ -24,6 +27,7 @@ __all__ = [
     "CorrelationAccumulator",
     "CorrelationResult",
     "Pairing",
+    "PermutedCorrelation",
     "activation_correlation",
     "pair",
     "pair_by_correspondence",

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from featgeom.checks import as_activations, check_same_rows
 from featgeom.errors import DataError, ShapeError
+from featgeom.match._sparse_best import Axis, best_partners
 from featgeom.match._topk import both_sides
 from featgeom.match._validate import positive_int, preview
 
@@ -169,13 +170,11 @@ class CorrelationAccumulator:
         self._n_batches += 1
 
     def _add_cross(self, a: Batch, b: Batch) -> None:
-        """S += a^T b, through BLAS when the batch is dense enough, else sparse-sparse."""
-        products = float(np.dot(_row_nnz(a), _row_nnz(b)))
-        if products * _DENSE_CROSS_RATIO > a.shape[0] * a.shape[1] * b.shape[1]:
-            dense = _as_dense(a).T @ _as_dense(b)
-            self._dense = dense if self._dense is None else self._dense + dense
+        """S += a^T b (see :func:`_cross_product`)."""
+        part = _cross_product(a, b)
+        if isinstance(part, np.ndarray):
+            self._dense = part if self._dense is None else self._dense + part
         else:
-            part = sp.csc_array(_as_csr(a).T @ _as_csr(b))
             self._sparse = part if self._sparse is None else self._sparse + part
 
     def result(self, *, top_k: int | None = None, block_mb: int = 4) -> CorrelationResult:
@@ -189,34 +188,9 @@ class CorrelationAccumulator:
         if self._a is None or self._b is None or self.n_samples == 0:
             raise DataError("acts: no samples were given")
         n = self.n_samples
-        side_a, side_b = self._a.finish(n, "acts_a"), self._b.finish(n, "acts_b")
-        blocks = _CorrBlocks.build(self._cross(), side_a, side_b, n)
-        common = dict(
-            n_samples=n,
-            n_latents_a=self._a.n_latents,
-            n_latents_b=self._b.n_latents,
-            alive_a=side_a.alive,
-            alive_b=side_b.alive,
-            dead_a=side_a.dead,
-            dead_b=side_b.dead,
-            constant_a=side_a.constant,
-            constant_b=side_b.constant,
-        )
-        if top_k is None:
-            matrix = np.empty((side_a.alive.size, side_b.alive.size))
-            blocks.block(0, side_a.alive.size, matrix)
-            np.clip(matrix, -1.0, 1.0, out=matrix)
-            return CorrelationResult(**common, matrix=matrix)
-        shape = (side_a.alive.size, side_b.alive.size)
-        top = both_sides(blocks.block, blocks.transposed().block, shape, top_k, block_bytes)
-        return CorrelationResult(
-            **common,
-            top_k=top_k,
-            top_b_for_a=side_b.alive[top.row_idx],
-            top_corr_for_a=np.clip(top.row_val, -1.0, 1.0),
-            top_a_for_b=side_a.alive[top.col_idx],
-            top_corr_for_b=np.clip(top.col_val, -1.0, 1.0),
-        )
+        sides = self._a.finish(n, "acts_a"), self._b.finish(n, "acts_b")
+        counts = self._a.n_latents, self._b.n_latents
+        return finish_correlation(self._cross(), sides, counts, n, top_k, block_bytes)
 
     def _cross(self) -> np.ndarray | sp.csc_array:
         """The accumulated S = A^T B (n_a, n_b): CSC unless some batch went through BLAS."""
@@ -229,6 +203,130 @@ class CorrelationAccumulator:
         coo = self._sparse.tocoo()
         total[coo.row, coo.col] += coo.data
         return total
+
+
+def finish_correlation(
+    cross: np.ndarray | sp.csc_array,
+    sides: tuple[_Side, _Side],
+    counts: tuple[int, int],
+    n: int,
+    top_k: int | None,
+    block_bytes: int,
+) -> CorrelationResult:
+    """The CorrelationResult of cross-product S = A^T B (n_a, n_b) and both sides' statistics.
+
+    counts: (n_a, n_b) latent counts; full matrix unless ``top_k``; dense work in blocks of
+    ``block_bytes``.
+    """
+    side_a, side_b = sides
+    blocks = _CorrBlocks.build(cross, side_a, side_b, n)
+    common = dict(
+        n_samples=n,
+        n_latents_a=counts[0],
+        n_latents_b=counts[1],
+        alive_a=side_a.alive,
+        alive_b=side_b.alive,
+        dead_a=side_a.dead,
+        dead_b=side_b.dead,
+        constant_a=side_a.constant,
+        constant_b=side_b.constant,
+    )
+    if top_k is None:
+        matrix = np.empty((side_a.alive.size, side_b.alive.size))
+        blocks.block(0, side_a.alive.size, matrix)
+        np.clip(matrix, -1.0, 1.0, out=matrix)
+        return CorrelationResult(**common, matrix=matrix)
+    shape = (side_a.alive.size, side_b.alive.size)
+    top = both_sides(blocks.block, blocks.transposed().block, shape, top_k, block_bytes)
+    return CorrelationResult(
+        **common,
+        top_k=top_k,
+        top_b_for_a=side_b.alive[top.row_idx],
+        top_corr_for_a=np.clip(top.row_val, -1.0, 1.0),
+        top_a_for_b=side_a.alive[top.col_idx],
+        top_corr_for_b=np.clip(top.col_val, -1.0, 1.0),
+    )
+
+
+def _cross_product(a: Batch, b: Batch) -> np.ndarray | sp.csc_array:
+    """a^T b (n_a, n_b): through BLAS when the batch is dense enough, else sparse-sparse (CSC)."""
+    products = float(np.dot(_row_nnz(a), _row_nnz(b)))
+    if products * _DENSE_CROSS_RATIO > a.shape[0] * a.shape[1] * b.shape[1]:
+        return _as_dense(a).T @ _as_dense(b)
+    return sp.csc_array(_as_csr(a).T @ _as_csr(b))
+
+
+class PermutedCorrelation:
+    """Correlations of A's latents with B's latents after permuting B's rows (samples).
+
+    acts_a (n, n_a), acts_b (n, n_b): in-memory activations (dense or sparse). A row
+    permutation leaves every latent's mean, std, dead/constant status unchanged, so those are
+    computed once; :meth:`result` then costs one cross product S = A^T B[perm] (for sparse
+    latents ~ n L0_a L0_b scattered updates) and the finish (full matrix, or ``top_k``
+    partners; with ``top_k=1`` and a sparse S, read off S's stored entries in O(nnz(S)) instead
+    of O(n_a n_b) dense blocks, with the same ids and bit-identical values).
+    ``result(identity)`` is exactly what :func:`activation_correlation` returns for the two
+    whole matrices in one batch (same arithmetic).
+    """
+
+    def __init__(self, acts_a: object, acts_b: object, *, top_k: int | None = None, block_mb: int = 4) -> None:
+        self.top_k = None if top_k is None else positive_int(top_k, "top_k")
+        self._block_bytes = positive_int(block_mb, "block_mb") << 20
+        a, b = _batch(acts_a, "acts_a"), _batch(acts_b, "acts_b")
+        check_same_rows(a, b, ("acts_a", "acts_b"))
+        self.n_samples = a.shape[0]
+        moments = _Moments(a.shape[1]), _Moments(b.shape[1])
+        moments[0].update(a)
+        moments[1].update(b)
+        self._sides = moments[0].finish(self.n_samples, "acts_a"), moments[1].finish(self.n_samples, "acts_b")
+        self._counts = a.shape[1], b.shape[1]
+        self._a, self._b = a, b
+        self._axes: tuple[Axis, Axis] | None = None
+
+    def result(self, perm: np.ndarray | None = None) -> CorrelationResult:
+        """corr(A, B[perm]) (``perm`` (n,) a permutation of range(n); None: the identity).
+
+        With ``top_k=1`` and a sparse cross product, each latent's best partner is read off the
+        stored entries of S and the per-latent statistics (:mod:`featgeom.match._sparse_best`,
+        O(nnz(S)), bit-identical to the blockwise finish); otherwise the blockwise finish.
+        """
+        b = self._b if perm is None else self._b[perm]
+        cross = _cross_product(self._a, b)
+        if self.top_k == 1 and not isinstance(cross, np.ndarray):
+            return self._sparse_top1(cross)
+        return finish_correlation(cross, self._sides, self._counts, self.n_samples, self.top_k, self._block_bytes)
+
+    def _sparse_top1(self, cross: sp.csc_array) -> CorrelationResult:
+        """The top_k=1 result from the sparse S = A^T B[perm] without dense blocks."""
+        if self._axes is None:
+            self._axes = _best_axes(self._sides, self._counts, self.n_samples)
+        side_a, side_b = self._sides
+        best_b, best_a = best_partners(cross, *self._axes)
+        return CorrelationResult(
+            **_common_fields(self._sides, self._counts, self.n_samples),
+            top_k=1,
+            top_b_for_a=best_b.idx[side_a.alive][:, None],
+            top_corr_for_a=np.clip(best_b.val[side_a.alive], -1.0, 1.0)[:, None],
+            top_a_for_b=best_a.idx[side_b.alive][:, None],
+            top_corr_for_b=np.clip(best_a.val[side_b.alive], -1.0, 1.0)[:, None],
+        )
+
+
+def _best_axes(sides: tuple[_Side, _Side], counts: tuple[int, int], n: int) -> tuple[Axis, Axis]:
+    """Both sides' statistics for :func:`best_partners`, computed as :meth:`_CorrBlocks.build` does."""
+    a, b = sides
+    scales, z = (1.0 / (n * a.sd), 1.0 / b.sd), (a.mean / a.sd, b.mean / b.sd)
+    return Axis.build(counts[0], a.alive, z[0], scales[0]), Axis.build(counts[1], b.alive, z[1], scales[1])
+
+
+def _common_fields(sides: tuple[_Side, _Side], counts: tuple[int, int], n: int) -> dict[str, object]:
+    """The CorrelationResult fields every finish shares (sample count, latent ids)."""
+    a, b = sides
+    return {
+        "n_samples": n, "n_latents_a": counts[0], "n_latents_b": counts[1], "alive_a": a.alive,
+        "alive_b": b.alive, "dead_a": a.dead, "dead_b": b.dead, "constant_a": a.constant,
+        "constant_b": b.constant,
+    }
 
 
 class _CorrBlocks:

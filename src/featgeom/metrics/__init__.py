@@ -5,8 +5,9 @@
   :func:`latents_per_feature` / :func:`superposition_exploitation`.
 * detection: :func:`detection_scores` / :class:`DetectionAccumulator` (latents as feature
   detectors), :func:`dead_latent_rate`.
-* universality: :func:`cross_mcc`, :func:`gt_mcc`, :func:`universality_gap`,
-  :func:`correspondence_accuracy`, :func:`angular_tolerance` (AST),
+* universality: :func:`cross_mcc` (per latent), :func:`empirical_mcc` (per feature slot),
+  :func:`gt_mcc`, :func:`universality_gap`, :func:`universality_gap_details`
+  (:class:`UniversalityGap`), :func:`correspondence_accuracy`, :func:`angular_tolerance` (AST),
   :func:`functional_equivalence` (FES).
 * structure: :func:`hierarchy_recovery` (HRS), :func:`subspace_coherence` (SCS).
 * coverage: :func:`coverage`, :func:`coverage_fraction`, :func:`covered`.
@@ -40,13 +41,16 @@ from featgeom.metrics.recovery import (
 from featgeom.metrics.structure import hierarchy_recovery, subspace_coherence
 from featgeom.metrics.universality import (
     FunctionalEquivalence,
+    UniversalityGap,
     angular_tolerance,
     correspondence_accuracy,
     cross_mcc,
+    empirical_mcc,
     functional_equivalence,
     functional_equivalence_details,
     gt_mcc,
     universality_gap,
+    universality_gap_details,
 )
 
 __all__ = [
@@ -54,6 +58,7 @@ __all__ = [
     "DetectionAccumulator",
     "FunctionalEquivalence",
     "LevelThresholds",
+    "UniversalityGap",
     "UniversalityLevels",
     "abs_cosine",
     "angular_tolerance",
@@ -65,6 +70,7 @@ __all__ = [
     "dead_latent_rate",
     "decomposition_diversity",
     "detection_scores",
+    "empirical_mcc",
     "feature_assignment",
     "functional_equivalence",
     "functional_equivalence_details",
@@ -78,5 +84,6 @@ __all__ = [
     "superposition_exploitation",
     "uniqueness",
     "universality_gap",
+    "universality_gap_details",
     "universality_levels",
 ]

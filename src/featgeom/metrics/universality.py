@@ -24,6 +24,7 @@ from featgeom.metrics._common import (
     ids,
     matrix,
     pair_ids,
+    positive_int,
     to_numpy,
     unit_rows,
 )
@@ -39,19 +40,123 @@ def cross_mcc(corr: CorrelationResult | object) -> float:
     latents (absent from a CorrelationResult) have no correlation and contribute 0, so a
     half-dead SAE cannot score above 0.5. Range [0, 1]: 1 when every latent of the smaller SAE
     has a perfectly (anti-)correlated partner. Invariant to permuting either SAE's latents.
+    A per-latent score: to compare with :func:`gt_mcc` (per feature slot) use
+    :func:`empirical_mcc`.
     """
+    matched, slots = _matched_abs_corr(corr, "cross_mcc")
+    return float(matched.sum() / slots)
+
+
+def empirical_mcc(corr: CorrelationResult | object, n_units: int) -> float:
+    """Empirical MCC per ground-truth feature slot: :func:`cross_mcc` on :func:`gt_mcc`'s footing.
+
+    corr: a :class:`featgeom.match.CorrelationResult` with its full matrix (its alive latents
+    only), or a dense correlation matrix (n_a, n_b) of alive latents. n_units: m, the number of
+    ground-truth feature slots, m = min(N_a, N_b), the denominator of :func:`gt_mcc`. With
+    (l_k, m_k), k = 1..K, K = min(#alive A, #alive B), the 1-1 matching of alive latents maximizing
+    sum |corr| (as in :func:`cross_mcc`) and v_1 >= v_2 >= ... >= v_K the matched |corr| sorted
+    descending,
+
+        empirical-MCC = (v_1 + ... + v_s) / m,   s = min(m, K) (matched slots).
+
+    Range [0, 1]: 1 when at least m alive latent pairs correlate perfectly, whatever the number
+    of extra (dead or alive) latents; an SAE with fewer alive latents than feature slots loses
+    the (m - s) / m missing slots. Same unit as :func:`gt_mcc` (feature slots), so for identical
+    members with identical SAEs gt - empirical ~ 0 (see :func:`universality_gap_details`).
+    Invariant to permuting either SAE's latents.
+    """
+    return float(_slot_values(corr, n_units)[0].sum() / positive_int(n_units, "n_units"))
+
+
+@dataclass(frozen=True)
+class UniversalityGap:
+    """UG on one footing (feature slots) and what explains it; every field a plain number.
+
+    gt_mcc, empirical_mcc (:func:`empirical_mcc`), universality_gap = gt_mcc - empirical_mcc;
+    n_units m; matched_slots s = min(m, K); missing_slots m - s (slots without an alive latent
+    pair: the smaller SAE has fewer alive latents than feature slots); imperfection = mean
+    (1 - |corr|) over the s matched slots (0 when s = 0); dead_a, dead_b: latents without a
+    correlation (dead or constant) per side, None for a dense matrix. Exactly,
+
+        universality_gap = (gt_mcc - 1) + missing_slots / m + (matched_slots / m) * imperfection.
+    """
+
+    gt_mcc: float
+    empirical_mcc: float
+    universality_gap: float
+    n_units: int
+    matched_slots: int
+    missing_slots: int
+    imperfection: float
+    dead_a: int | None
+    dead_b: int | None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """The fields as a JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+def universality_gap_details(
+    gt: float, corr: CorrelationResult | object, n_units: int
+) -> UniversalityGap:
+    """UG = gt - :func:`empirical_mcc` (same units), split into the SAE imperfection behind it.
+
+    gt: :func:`gt_mcc` of the pair, in [0, 1]; corr, n_units as in :func:`empirical_mcc`. With
+    m = n_units, s = matched_slots, v the s best matched |corr| and imperfection
+    e = mean_k (1 - v_k), empirical = (s - s e) / m, hence the exact decomposition
+
+        UG = (gt - 1) + (m - s) / m + (s / m) e
+           = -(ceiling shortfall of the truth) + missing slots + imperfect matches.
+
+    Identical members (gt = 1) with identical SAEs give UG = 0 however many latents are dead;
+    dead latents are reported separately (dead_a, dead_b), never mixed into UG.
+    """
+    if isinstance(gt, bool) or not isinstance(gt, Real) or not -1e-9 <= gt <= 1 + 1e-9:
+        raise DataError(f"gt: expected a gt-MCC in [0, 1], got {gt!r}")
+    m = positive_int(n_units, "n_units")
+    values, result = _slot_values(corr, m)
+    s = int(values.size)
+    empirical = float(values.sum() / m)
+    return UniversalityGap(
+        gt_mcc=float(gt),
+        empirical_mcc=empirical,
+        universality_gap=float(gt) - empirical,
+        n_units=m,
+        matched_slots=s,
+        missing_slots=m - s,
+        imperfection=float(np.mean(1.0 - values)) if s else 0.0,
+        dead_a=None if result is None else result.n_latents_a - int(result.alive_a.size),
+        dead_b=None if result is None else result.n_latents_b - int(result.alive_b.size),
+    )
+
+
+def _slot_values(
+    corr: CorrelationResult | object, n_units: object
+) -> tuple[np.ndarray, CorrelationResult | None]:
+    """The min(n_units, K) best Hungarian-matched |corr|, sorted descending, and the result."""
+    m = positive_int(n_units, "n_units")
+    matched, _ = _matched_abs_corr(corr, "empirical_mcc")
+    values = np.minimum(np.sort(matched)[::-1][:m], 1.0)  # rounding guard: |corr| <= 1
+    return values, corr if isinstance(corr, CorrelationResult) else None
+
+
+def _matched_abs_corr(corr: CorrelationResult | object, who: str) -> tuple[np.ndarray, int]:
+    """|corr| (K,) of the 1-1 matching of alive latents maximizing sum |corr|, K = min(shape),
+    and min(n_latents_a, n_latents_b) counting dead latents (min(shape) for a dense matrix)."""
     if isinstance(corr, CorrelationResult):
         if corr.matrix is None:
-            raise ConfigError("corr: cross_mcc needs the full matrix, not a top_k result")
-        r, slots = corr.matrix, min(corr.n_latents_a, corr.n_latents_b)
+            raise ConfigError(f"corr: {who} needs the full matrix, not a top_k result")
+        r = np.asarray(corr.matrix, dtype=np.float64)
+        slots = min(corr.n_latents_a, corr.n_latents_b)
+        check_finite(r, "corr")
     else:
         r = matrix(corr, "corr")
         slots = min(r.shape)
     r = np.abs(r)
-    if r.max() > 1 + 1e-9:
+    if r.size and r.max() > 1 + 1e-9:
         raise DataError(f"corr: correlations must lie in [-1, 1], found |corr| = {r.max():.6g}")
     rows, cols = linear_sum_assignment(r, maximize=True)
-    return float(r[rows, cols].sum() / slots)
+    return r[rows, cols], slots
 
 
 def gt_mcc(

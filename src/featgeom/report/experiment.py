@@ -1,10 +1,11 @@
 """The report of declarative experiment runs: ``OUT/report.html`` from ``OUT/results.sqlite``.
 
 One section per run stored in the database: every metric against the swept variable (mean over
-SAE seeds, the spread over seeds as a band, the shuffled-pairing null as a grey band of
-null mean ± 2 null std), the ground-truth ceiling against the empirical MCC, pairing accuracy and
+SAE seeds and replicates, the spread as a band, the run's primary null (by default the
+re-pairing null; the report names it) as a grey band of null mean ± 2 null std), the ground-truth ceiling against the empirical MCC, pairing accuracy and
 pairs kept, the SAEs' own recovery and dead latents, the members' rho_mm and shared fraction, a
-table of all values, findings computed from the numbers, and the config, seeds and
+table of all values, findings computed from the numbers, the nulls' calibration where the run
+has independent members (:mod:`featgeom.report.calibration`), and the config, seeds and
 versions.  Figures are embedded (no network) and also written as PNG and SVG.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from featgeom.experiments.compare import SIMILARITY_METRICS as SIMILARITY
 from featgeom.experiments.spec import SWEEPABLE
+from featgeom.report.calibration import NULL_LABELS, calibration_section
 from featgeom.report.html import figure_tag, html_table, write_html
 from featgeom.store.results import ResultsDB
 
@@ -34,10 +36,15 @@ RENDER_CHECK = ("<script>window.addEventListener('load',()=>{const i=[...documen
 
 
 class Table:
-    """Values of one run indexed by (pairing, metric) -> swept value -> per-seed rows."""
+    """Values of one run indexed by (pairing, metric) -> swept value -> per-seed rows.
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self.rows = rows
+    Of similarity values tested with several nulls, only the rows of ``null`` (the run's primary
+    null) are kept, so each comparison appears once.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], null: str = "repair") -> None:
+        rows = [r for r in rows if r["null_kind"] in ("", null)]
+        self.rows, self.null = rows, null
         self.values = sorted({r["swept_value"] for r in rows})
         self.cells: dict[tuple[str, str], dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         for r in rows:
@@ -69,21 +76,25 @@ def write_experiment_report(out: str | Path) -> Path:
     """Write ``OUT/report.html`` (and figures, PNG + SVG) for every run in ``OUT/results.sqlite``."""
     out = Path(out)
     db = ResultsDB(out / "results.sqlite")
-    sections = [_section(out, run, Table(db.results(run["config_hash"]))) for run in db.runs()]
+    sections = [_section(out, run, db.results(run["config_hash"])) for run in db.runs()]
     names = ", ".join(run["experiment"] for run in db.runs())
     body = "".join(sections) + RENDER_CHECK
     return write_html(out / "report.html", f"featgeom experiments: {names}", body)
 
 
-def _section(out: Path, run: dict[str, Any], table: Table) -> str:
+def _section(out: Path, run: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     config = run["config"]
     name = run["experiment"]
-    if not table.rows:
+    if not rows:
         return f"<h2>{html.escape(name)}</h2><p>No results stored yet.</p>"
+    table = Table(rows, config["compare"]["nulls"][0])
     variable = config["sweep"]["variable"]
     label = SWEEPABLE[variable].label
     stem = f"{name}-{run['preset']}"
     figures = [_figure(out, stem, kind, table, label) for kind in FIGURES]
+    null_label = NULL_LABELS.get(table.null, table.null)
+    replicates = len({r["replicate"] for r in rows})
+    pairs = _distinct_pairs(table)
     seeds = sorted({r["seed_a"] for r in table.rows})
     items = "".join(f"<li>{html.escape(s)}</li>" for s in findings(table, variable))
     note = f"<p><i>{html.escape(config['note'])}</i></p>" if config.get("note") else ""
@@ -91,14 +102,27 @@ def _section(out: Path, run: dict[str, Any], table: Table) -> str:
             f"<p>{html.escape(config['description'])}. Swept: {html.escape(label)} = "
             f"{', '.join(f'{v:g}' for v in table.values)}; SAE seeds {seeds}; {config['sae']['arch']} SAEs, "
             f"{config['sae']['samples']:,} training samples each; comparisons on {config['compare']['samples']:,} shared "
-            f"inputs with {config['compare']['n_perm']} shuffled pairings per null; "
-            f"{run['seconds'] / 60:.1f} minutes of wall time.</p>{note}"
+            f"inputs; p-values and grey bands from the {html.escape(null_label)}, {config['compare']['n_perm']} "
+            f"draws per null; {replicates} independent replicate famil{'y' if replicates == 1 else 'ies'}, "
+            f"{pairs}; {run['seconds'] / 60:.1f} minutes of wall time.</p>{note}"
             f"<h3>Findings</h3><ul class='findings'>{items}</ul><h3>Figures</h3>{''.join(figures)}"
+            f"{calibration_section(out, stem, rows, label)}"
             f"<h3>All values</h3><p>Mean over seeds (± std where there are several); p = largest p-value over seeds."
             f"</p>{_values_table(table)}<h3>Configuration</h3>"
             f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>"
             f"<p>Config hash {run['config_hash']}; versions "
             f"{html.escape(', '.join(f'{k} {v}' for k, v in sorted(run['versions'].items())))}.</p>")
+
+
+def _distinct_pairs(table: Table) -> str:
+    """How many distinct pairs of SAEs each condition's band is made of ('2', or '20-200')."""
+    pairs: dict[float, set[Any]] = defaultdict(set)
+    for r in table.rows:
+        sides = frozenset({(r["member_a"], r["seed_a"]), (r["member_b"], r["seed_b"])})
+        pairs[r["swept_value"]].add((r["replicate"], sides))
+    counts = sorted({len(p) for p in pairs.values()})
+    span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"{span} distinct SAE pair(s) per condition"
 
 
 def findings(table: Table, variable: str) -> list[str]:
@@ -150,7 +174,7 @@ def findings(table: Table, variable: str) -> list[str]:
 
 
 def _null_findings(table: Table, mode: str) -> list[str]:
-    """Where each similarity metric stops being distinguishable from its shuffled null."""
+    """Where each similarity metric stops being distinguishable from the run's primary null."""
     out = []
     for m in SIMILARITY:
         if not table.has(mode, m):
@@ -159,7 +183,7 @@ def _null_findings(table: Table, mode: str) -> list[str]:
         margin = table.mean(mode, m) - table.mean(mode, m, "null_mean")
         failing = [f"{v:g}" for v, p in zip(table.values, worst_p) if not p < 0.05]
         where = "at every condition" if not failing else f"except at {', '.join(failing)}"
-        out.append(f"{m}: above its shuffled null (p < 0.05 for every seed) {where}; "
+        out.append(f"{m}: above its {table.null} null (p < 0.05 for every comparison) {where}; "
                    f"observed − null mean ranges {np.nanmin(margin):.3f} … {np.nanmax(margin):.3f}.")
     return out
 
@@ -249,8 +273,8 @@ def _figure(out: Path, stem: str, kind: str, table: Table, label: str) -> str:
         ax.set_xlabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
-    fig.suptitle("lines: mean over SAE seeds; coloured bands: min-max over seeds; grey bands: shuffled-pairing "
-                 "null mean ± 2 std", fontsize=8)
+    fig.suptitle(f"lines: mean over SAE seeds and replicates; coloured bands: min-max; grey bands: "
+                 f"{NULL_LABELS.get(table.null, table.null)} mean ± 2 std", fontsize=8)
     fig.tight_layout()
     path = out / f"{stem}-{kind}"
     tag = figure_tag(fig, f"{stem}: {kind}", save_as=path.with_suffix(".png"))

@@ -4,9 +4,15 @@
 (shuffled pairing, or random same-size subsets of candidate pools) and returns a
 :class:`NullTestResult` with a +1-corrected one-sided p-value; :func:`null_tests` runs the
 shuffle null of several metrics on the same permutations, sharing their per-permutation work.
+Both keep the observed pairing fixed (the universality paper's Tests 1 and 2), which is not a
+valid null when the pairing was chosen from activations. :func:`repair_tests` repeats the whole
+procedure, pairing included, under the null (permuted samples, or random subsets re-paired):
+the default of :func:`featgeom.compare` and of every experiment.
 """
 
 from featgeom.stats.kernels import METRIC_NAMES
 from featgeom.stats.null import KINDS, PRECISIONS, NullTestResult, null_test, null_tests
+from featgeom.stats.repair import REPAIR_KINDS, PairingProcedure, ProcedureTests, repair_tests
 
-__all__ = ["KINDS", "METRIC_NAMES", "PRECISIONS", "NullTestResult", "null_test", "null_tests"]
+__all__ = ["KINDS", "METRIC_NAMES", "PRECISIONS", "REPAIR_KINDS", "NullTestResult", "PairingProcedure",
+           "ProcedureTests", "null_test", "null_tests", "repair_tests"]

@@ -108,6 +108,19 @@ def shuffle_kernels(requests: Sequence[Request], x: np.ndarray, y: np.ndarray) -
     return kernels
 
 
+def paired_scores(requests: Sequence[Request], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Scores (len(requests),) of each (metric, kwargs) on the paired rows x (n, dx), y (n, dy).
+
+    Equal to calling each metric (to rounding), but the spectral metrics share one thin SVD per
+    side (the kernels of :func:`shuffle_kernels` at the identity permutation).
+    """
+    values = {}
+    for kernel in shuffle_kernels(requests, x, y):  # RSA's kernel may hold a sub-sample of the items
+        identity = np.arange(kernel.n_items)[None, :]
+        values.update(zip(kernel.metrics, kernel.values(identity, np.float64)[:, 0]))
+    return np.array([as_score(values[metric_label(m)], m) for m, _ in requests])
+
+
 def _is_spectral(metric: str | Metric) -> bool:
     """True for the named metrics read off the shared cross product (SPECTRAL)."""
     return isinstance(metric, str) and metric in SPECTRAL

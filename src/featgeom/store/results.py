@@ -7,9 +7,11 @@ Schema (``SCHEMA``; documented in docs/experiments.md):
 * ``jobs``: one row per finished job (``train:<member>:s<seed>`` or ``compare:<condition>:s<seed_a>-s<seed_b>``)
   with its seconds and a JSON detail (e.g. the SAE's path and metrics).
 * ``results``: one row per value: experiment, condition, swept variable and value, the two members
-  and SAE seeds, pairing mode ('' for values that do not depend on one), metric, value, p-value,
-  null mean and std (NULL where no null applies), a note (why a value is NULL), versions and
-  config hash.  The primary key makes a value impossible to store twice.
+  and SAE seeds, the replicate (independent family draw, 0 when there is one), pairing mode (''
+  for values that do not depend on one), metric, value, p-value, null mean and std (NULL where no
+  null applies), the null that produced them (``null_kind``: 'repair' or 'shuffle'; '' for values
+  without one; a similarity tested with two nulls has one row per null), a note (why a value is
+  NULL), versions and config hash.  The primary key makes a value impossible to store twice.
 
 A job's rows and its ``jobs`` row are written in one transaction, so a run killed at any moment
 has either all of a job's rows or none, and a resumed run skips exactly the jobs already stored.
@@ -40,13 +42,16 @@ CREATE TABLE IF NOT EXISTS results (
     experiment TEXT NOT NULL, config_hash TEXT NOT NULL, condition TEXT NOT NULL,
     swept_variable TEXT NOT NULL, swept_value REAL NOT NULL,
     member_a TEXT NOT NULL, member_b TEXT NOT NULL, seed_a INTEGER NOT NULL, seed_b INTEGER NOT NULL,
+    replicate INTEGER NOT NULL DEFAULT 0,
     pairing TEXT NOT NULL, metric TEXT NOT NULL, value REAL, p_value REAL, null_mean REAL, null_std REAL,
+    null_kind TEXT NOT NULL DEFAULT '',
     note TEXT NOT NULL DEFAULT '', featgeom_version TEXT NOT NULL, sae_lens_version TEXT NOT NULL,
-    PRIMARY KEY (config_hash, condition, seed_a, seed_b, pairing, metric));
+    PRIMARY KEY (config_hash, condition, replicate, seed_a, seed_b, pairing, metric, null_kind));
 """
+DEFAULTS = {"note": "", "null_kind": "", "replicate": 0}  # columns a result row may leave out
 RESULT_COLUMNS = ("experiment", "config_hash", "condition", "swept_variable", "swept_value", "member_a", "member_b",
-                  "seed_a", "seed_b", "pairing", "metric", "value", "p_value", "null_mean", "null_std", "note",
-                  "featgeom_version", "sae_lens_version")
+                  "seed_a", "seed_b", "replicate", "pairing", "metric", "value", "p_value", "null_mean", "null_std",
+                  "null_kind", "note", "featgeom_version", "sae_lens_version")
 
 
 class ResultsDB:
@@ -58,8 +63,13 @@ class ResultsDB:
         try:
             with closing(self._connect()) as con, con:
                 con.executescript(SCHEMA)
+                columns = {r["name"] for r in con.execute("PRAGMA table_info(results)")}
         except sqlite3.DatabaseError as exc:
             raise ArtifactError(f"{self.path}: not a featgeom results database ({exc})") from None
+        missing = [c for c in RESULT_COLUMNS if c not in columns]
+        if missing:
+            raise ArtifactError(f"{self.path}: written by an older featgeom (its results table has no "
+                                f"{', '.join(missing)} column); use a new output directory")
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=60)
@@ -89,7 +99,7 @@ class ResultsDB:
                    rows: Iterable[dict[str, Any]] = ()) -> bool:
         """Store a finished job and its result rows in one transaction; False if it was already stored."""
         rows = list(rows)
-        missing = [c for row in rows for c in RESULT_COLUMNS if c not in row and c not in ("note",)]
+        missing = [c for row in rows for c in RESULT_COLUMNS if c not in row and c not in DEFAULTS]
         if missing:
             raise ArtifactError(f"result row of job {job!r} lacks column {missing[0]!r}")
         with closing(self._connect()) as con, con:
@@ -99,7 +109,8 @@ class ResultsDB:
                 return False
             con.executemany(f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES "
                             f"({', '.join('?' * len(RESULT_COLUMNS))})",
-                            [tuple(row.get(c, "") if c == "note" else row[c] for c in RESULT_COLUMNS) for row in rows])
+                            [tuple(row.get(c, DEFAULTS[c]) if c in DEFAULTS else row[c] for c in RESULT_COLUMNS)
+                             for row in rows])
         return True
 
     def runs(self) -> list[dict[str, Any]]:
@@ -112,7 +123,7 @@ class ResultsDB:
     def results(self, config_hash: str | None = None) -> list[dict[str, Any]]:
         """Result rows (of one run, or all), in a stable order."""
         query = "SELECT * FROM results" + (" WHERE config_hash = ?" if config_hash else "")
-        query += " ORDER BY experiment, swept_value, condition, seed_a, seed_b, pairing, metric"
+        query += " ORDER BY experiment, swept_value, condition, replicate, seed_a, seed_b, pairing, metric, null_kind"
         with closing(self._connect()) as con:
             rows = con.execute(query, (config_hash,) if config_hash else ()).fetchall()
         return [dict(r) for r in rows]
