@@ -7,7 +7,8 @@ def test_experiments_lists_the_registry(run_cli):
     code, out, _ = run_cli("experiments")
     assert code == 0
     names = [line.split()[0] for line in out.strip().splitlines()]
-    assert {"quickstart", "1a", "1b", "1c"} <= set(names)
+    assert {"quickstart", "1a", "1b", "1c", "null-validity"} <= set(names)
+    assert len({line.index(line.split()[1]) for line in out.strip().splitlines()}) == 1  # one column
     assert all(len(line.split(maxsplit=1)) == 2 for line in out.strip().splitlines())
 
 

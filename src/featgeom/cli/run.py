@@ -34,5 +34,7 @@ def experiments() -> None:
     """List the registered experiments with a one-line description each."""
     from featgeom.experiments.spec import load_spec, registry
 
-    for name in sorted(registry()):
-        typer.echo(f"{name:12s} {load_spec(name).description}")
+    names = sorted(registry())
+    width = max(map(len, names))
+    for name in names:
+        typer.echo(f"{name:{width}s}  {load_spec(name).description}")
