@@ -183,3 +183,23 @@ def test_scores_of_more_pairs_than_rsa_keeps_use_rsas_own_subsample():
     x, y = rng.standard_normal((300, 6)), rng.standard_normal((300, 5))
     got = paired_scores([("rsa", {"max_items": 50}), ("svcca", {})], x, y)
     assert got[0] == pytest.approx(rsa(x, y, max_items=50)) and got[1] == pytest.approx(svcca(x, y))
+
+
+def test_subset_null_draws_as_many_pairable_latents_as_the_chosen_subset_holds():
+    a, b, dec_a, dec_b = latents(shared=10)
+    a = sp.csr_array(a)
+    a[:, 5] = 0.0  # latent 5 is dead: chosen, but it can never pair
+    a.eliminate_zeros()
+    chosen = np.zeros(30, dtype=bool)
+    chosen[:12] = True
+    got = repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(("many_to_one",)), metrics=["cka"],
+                       n_perm=4, seed=1, kind="subset", subset_a=chosen)
+    corr = activation_correlation(a, b)
+    assert 5 not in corr.alive_a
+    rng = np.random.default_rng(1)
+    for j in range(4):
+        mask = np.zeros(30, dtype=bool)
+        mask[rng.choice(corr.alive_a, size=11, replace=False)] = True
+        p = pair(corr, keep_a=mask)
+        assert len(p) == 11
+        assert got.tests["many_to_one"]["cka"].null[j] == pytest.approx(linear_cka(dec_a[p.idx_a], dec_b[p.idx_b]))

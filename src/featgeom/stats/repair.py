@@ -66,10 +66,10 @@ class PairingProcedure:
     """How latents are paired, exactly as for the observed value.
 
     modes: pairing modes (featgeom.match.MODES; a single name is one mode), all read off one
-    correlation; min_corr: drop
-    pairs below it (None: keep all); keep_a (n_a,) / keep_b (n_b,): boolean masks of latents
-    allowed in pairs (None: all); top_k: keep only each latent's top_k partners instead of the
-    full correlation matrix (None: full; 'hungarian' needs the full matrix).
+    correlation; min_corr: drop pairs below it (None: keep all); keep_a (n_a,) / keep_b (n_b,):
+    boolean masks of latents allowed in pairs (None: all); top_k: keep only each latent's top_k
+    partners instead of the full correlation matrix (None: full; 'hungarian' needs the full
+    matrix).
     """
 
     modes: tuple[str, ...] = ("many_to_one",)
@@ -166,7 +166,8 @@ def repair_tests(
     else:
         masks = _subset_masks(subset_a, subset_b, corr, procedure)
         pairings = procedure.pairings(corr, *masks)
-        sizes = [None if m is None else int(m.sum()) for m in masks]
+        # as many pairable latents as the chosen subsets hold (dead or unkept ones never pair)
+        sizes = [None if m is None else int(m[pool].sum()) for m, pool in zip(masks, _pools(corr, procedure))]
 
         def draw() -> dict[str, Pairing]:
             return procedure.pairings(corr, *_random_subsets(rng, corr, procedure, sizes))
@@ -282,7 +283,7 @@ def _random_subsets(
             out.append(None)
             continue
         mask = np.zeros(count, dtype=bool)
-        mask[rng.choice(pool, size=min(size, pool.size), replace=False)] = True
+        mask[rng.choice(pool, size=size, replace=False)] = True
         out.append(mask)
     return out
 
