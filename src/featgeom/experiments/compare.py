@@ -92,10 +92,9 @@ def compare(
     acts_a, acts_b = as_matrix(acts_a, "acts_a", np.float32), as_matrix(acts_b, "acts_b", np.float32)
     check_same_rows(acts_a, acts_b, ("acts_a", "acts_b"))
     modes = _checked_modes(modes)
-    for sae, acts, side in ((sae_a, acts_a, "a"), (sae_b, acts_b, "b")):
-        _check_sae(sae, acts, side)
+    dec_a, dec_b = _checked_decoder(sae_a, acts_a, "a"), _checked_decoder(sae_b, acts_b, "b")
     return compare_latents(
-        encode(sae_a, acts_a), encode(sae_b, acts_b), decoder_rows(sae_a), decoder_rows(sae_b),
+        encode(sae_a, acts_a), encode(sae_b, acts_b), dec_a, dec_b,
         modes=modes, n_perm=n_perm, seed=seed, rsa_max_items=rsa_max_items,
         ground_truth=ground_truth, precision=precision, nulls=nulls, min_corr=min_corr, keep_a=keep_a,
         keep_b=keep_b, block_size=block_size,
@@ -115,9 +114,9 @@ def compare_latents(
     Latents are paired by Pearson correlation of their activations in each of ``modes`` (pairs
     below ``min_corr`` dropped; only latents in the boolean masks ``keep_a`` (N_a,) / ``keep_b``
     (N_b,), e.g. without non-concept latents, may pair); per mode: number of pairs, mean
-    correlation, and for each of SIMILARITY_METRICS the observed similarity of the paired decoder rows (RSA on at most
-    ``rsa_max_items`` pairs) with a +1-corrected p-value, null mean and std from each null in
-    ``nulls`` (``n_perm`` draws, seeded by ``seed``):
+    correlation, and for each of SIMILARITY_METRICS the observed similarity of the paired
+    decoder rows (RSA on at most ``rsa_max_items`` pairs) with a +1-corrected p-value, null mean
+    and std from each null in ``nulls`` (``n_perm`` draws, seeded by ``seed``):
 
     * "repair" (default, valid): B's samples permuted (in whole blocks of ``block_size`` rows),
       correlation and pairing recomputed exactly as observed, then scored
@@ -131,7 +130,7 @@ def compare_latents(
     ``ground_truth`` adds the metrics only a synthetic family allows (see :class:`GroundTruth`).
     """
     modes = _checked_modes(modes)
-    nulls = _checked_nulls(nulls)
+    nulls = checked_nulls(nulls)
     dec_a, dec_b = as_matrix(dec_a, "dec_a"), as_matrix(dec_b, "dec_b")
     if precision not in PRECISIONS:
         raise ConfigError(f"precision: unknown {precision!r} (allowed: {', '.join(PRECISIONS)})")
@@ -183,7 +182,7 @@ def _checked_modes(modes: Sequence[str] | str) -> tuple[str, ...]:
     return PairingProcedure(modes).modes
 
 
-def _checked_nulls(nulls: Sequence[str]) -> tuple[str, ...]:
+def checked_nulls(nulls: Sequence[str]) -> tuple[str, ...]:
     """The nulls as a tuple of distinct names from NULLS; ConfigError otherwise."""
     if isinstance(nulls, str):
         raise ConfigError(f"nulls: expected a list of nulls, got the string {nulls!r} (use [{nulls!r}])")
@@ -193,13 +192,15 @@ def _checked_nulls(nulls: Sequence[str]) -> tuple[str, ...]:
     return nulls
 
 
-def _check_sae(sae: Any, acts: np.ndarray, side: str) -> None:
-    """ConfigError / ShapeError unless ``sae`` encodes activations of acts' width."""
+def _checked_decoder(sae: Any, acts: np.ndarray, side: str) -> np.ndarray:
+    """The decoder rows (n_latents, d_in) of ``sae``; ConfigError / ShapeError unless it is an SAE
+    (``encode`` and ``W_dec``) that reads activations of acts' width."""
     if not hasattr(sae, "encode") or not hasattr(sae, "W_dec"):
         raise ConfigError(f"sae_{side}: expected an SAE with encode() and W_dec, got {type(sae).__name__}")
-    d_in = getattr(getattr(sae, "cfg", None), "d_in", None) or decoder_rows(sae).shape[1]
-    if d_in != acts.shape[1]:
-        raise ShapeError(f"acts_{side}: has width {acts.shape[1]} but sae_{side} reads {d_in}-dim activations")
+    dec = decoder_rows(sae)
+    if dec.shape[1] != acts.shape[1]:
+        raise ShapeError(f"acts_{side}: has width {acts.shape[1]} but sae_{side} reads {dec.shape[1]}-dim activations")
+    return dec
 
 
 def _pairing_summary(pairing: Any, tests: dict[str, dict[str, Any]], nulls: tuple[str, ...]) -> dict[str, Any]:
@@ -209,8 +210,8 @@ def _pairing_summary(pairing: Any, tests: dict[str, dict[str, Any]], nulls: tupl
         first = tests[nulls[0]][metric]
         summary[metric] = {
             "observed": first.observed,
-            "nulls": {name: {k: v for k, v in tests[name][metric].to_dict().items() if k not in ("null", "metric", "observed")}
-                      for name in nulls},
+            "nulls": {name: {k: v for k, v in tests[name][metric].to_dict().items()
+                             if k not in ("null", "metric", "observed")} for name in nulls},
         }
     return summary
 

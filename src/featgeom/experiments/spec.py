@@ -117,10 +117,9 @@ class CompareSpec:
     nulls: list[str] = field(default_factory=lambda: ["repair"])
 
     def __post_init__(self) -> None:
-        from featgeom.experiments.compare import NULLS
+        from featgeom.experiments.compare import checked_nulls
 
-        if not self.nulls or len(set(self.nulls)) < len(self.nulls) or not set(self.nulls) <= set(NULLS):
-            raise field_error("nulls", f"need distinct nulls from {', '.join(NULLS)}, got {self.nulls}")
+        checked_nulls(self.nulls)  # ConfigError "nulls: ..." names the field
         if self.samples < 100:
             raise field_error("samples", f"must be >= 100, got {self.samples}")
         if self.n_perm < 19:

@@ -120,7 +120,7 @@ def universality_gap_details(
     return UniversalityGap(
         gt_mcc=float(gt),
         empirical_mcc=empirical,
-        universality_gap=float(gt) - empirical,
+        universality_gap=universality_gap(gt, empirical),
         n_units=m,
         matched_slots=s,
         missing_slots=m - s,
