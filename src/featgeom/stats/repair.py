@@ -164,13 +164,15 @@ def repair_tests(
         def draw() -> dict[str, Pairing]:
             return procedure.pairings(permuted.result(_block_permutation(rng, permuted.n_samples, block_size)))
     else:
-        masks = _subset_masks(subset_a, subset_b, corr, procedure)
+        pools = _pools(corr, procedure)
+        masks = _subset_masks(subset_a, subset_b, corr, pools)
         pairings = procedure.pairings(corr, *masks)
         # as many pairable latents as the chosen subsets hold (dead or unkept ones never pair)
-        sizes = [None if m is None else int(m[pool].sum()) for m, pool in zip(masks, _pools(corr, procedure))]
+        sizes = [None if m is None else int(m[pool].sum()) for m, pool in zip(masks, pools)]
+        counts = corr.n_latents_a, corr.n_latents_b
 
         def draw() -> dict[str, Pairing]:
-            return procedure.pairings(corr, *_random_subsets(rng, corr, procedure, sizes))
+            return procedure.pairings(corr, *_random_subsets(rng, pools, sizes, counts))
     observed = {m: _scores(p, dec_a, dec_b, requests, "the observed pairing") for m, p in pairings.items()}
     null = {m: np.empty((len(names), n_perm)) for m in procedure.modes}
     for j in range(n_perm):
@@ -249,7 +251,7 @@ def _decoders(dec_a: object, dec_b: object, corr: CorrelationResult) -> tuple[np
 
 
 def _subset_masks(
-    subset_a: object, subset_b: object, corr: CorrelationResult, procedure: PairingProcedure
+    subset_a: object, subset_b: object, corr: CorrelationResult, pools: tuple[np.ndarray, np.ndarray]
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The chosen subsets as boolean masks; ConfigError if neither side is restricted."""
     if subset_a is None and subset_b is None:
@@ -258,7 +260,7 @@ def _subset_masks(
         None if subset_a is None else bool_mask(subset_a, corr.n_latents_a, "subset_a"),
         None if subset_b is None else bool_mask(subset_b, corr.n_latents_b, "subset_b"),
     )
-    for mask, pool, side in zip(masks, _pools(corr, procedure), "ab"):
+    for mask, pool, side in zip(masks, pools, "ab"):
         if mask is not None and not mask[pool].any():
             raise DataError(f"subset_{side}: contains none of the {pool.size} pairable latents")
     return masks
@@ -274,11 +276,12 @@ def _pools(corr: CorrelationResult, procedure: PairingProcedure) -> tuple[np.nda
 
 
 def _random_subsets(
-    rng: np.random.Generator, corr: CorrelationResult, procedure: PairingProcedure, sizes: list[int | None]
+    rng: np.random.Generator, pools: tuple[np.ndarray, np.ndarray], sizes: list[int | None], counts: tuple[int, int]
 ) -> list[np.ndarray | None]:
-    """Uniformly random masks with as many pairable latents as the chosen subsets (None: all)."""
+    """Uniformly random masks (counts[side],) holding ``sizes[side]`` latents drawn from each side's
+    pool of pairable latents (None: that side unrestricted)."""
     out: list[np.ndarray | None] = []
-    for pool, size, count in zip(_pools(corr, procedure), sizes, (corr.n_latents_a, corr.n_latents_b)):
+    for pool, size, count in zip(pools, sizes, counts):
         if size is None:
             out.append(None)
             continue
