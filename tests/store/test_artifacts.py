@@ -82,5 +82,5 @@ def test_wrong_kind_and_missing_directory(family, tmp_path):
     save(family, tmp_path / "fam")
     with pytest.raises(ArtifactError, match="expected 'sae'"):
         read_artifact(tmp_path / "fam", kind="sae")
-    with pytest.raises(ArtifactError, match="missing manifest.json"):
+    with pytest.raises(ArtifactError, match="no such artifact directory"):
         read_artifact(tmp_path / "nothing")

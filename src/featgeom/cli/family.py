@@ -32,8 +32,11 @@ def create(config: Path = typer.Argument(..., help="Family config (YAML)."),
            out: Path = typer.Option(..., "--out", help="Artifact directory to write.")) -> None:
     """Build a family from CONFIG and store it in OUT; print a JSON summary."""
     from featgeom.family import FamilyConfig, build_family, save
+    from featgeom.family.io import GENERATOR, KIND
+    from featgeom.store import artifact_destination, artifact_id
 
     cfg = FamilyConfig.from_dict(read_config_file(config))
+    artifact_destination(out, artifact_id(KIND, cfg.to_dict(), GENERATOR), "--out")
     family = build_family(cfg)
     family_id = save(family, out)
     typer.echo(json.dumps({"id": family_id, "path": str(out), **family.summary()}))

@@ -10,8 +10,8 @@ import typer
 
 def run(name: str = typer.Argument(..., help="A registered experiment (see `featgeom experiments`) or a YAML file."),
         preset: str = typer.Option("small", "--preset", help="World preset: tiny | small | medium."),
-        out: Path | None = typer.Option(None, "--out", help="Output directory [default: runs/NAME-PRESET]."),
-        workers: int = typer.Option(os.cpu_count() or 1, "--workers", help="Local worker processes."),
+        out: Path | None = typer.Option(None, "--out", help="Output directory (default: runs/NAME-PRESET)."),
+        workers: int = typer.Option(os.cpu_count() or 1, "--workers", min=1, help="Local worker processes."),
         ray: bool = typer.Option(False, "--ray", help="Run the jobs as Ray tasks (local instance unless --ray-address)."),
         ray_address: str | None = typer.Option(None, "--ray-address", help="Address of an existing Ray cluster."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar.")) -> None:
@@ -19,9 +19,10 @@ def run(name: str = typer.Argument(..., help="A registered experiment (see `feat
     from featgeom.experiments.runner import run_experiment
     from featgeom.experiments.spec import load_spec
     from featgeom.report.experiment import write_experiment_report
+    from featgeom.store import writable_destination
 
     spec = load_spec(name).at_preset(preset)
-    out = out if out is not None else Path("runs") / f"{spec.name}-{preset}"
+    out = writable_destination(out if out is not None else Path("runs") / f"{spec.name}-{preset}", "--out")
     summary = run_experiment(spec, out, workers=workers, ray=ray or ray_address is not None, ray_address=ray_address,
                              progress=not quiet)
     report = write_experiment_report(out)

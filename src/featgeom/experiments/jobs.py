@@ -82,16 +82,23 @@ def train_sae(job: TrainJob) -> dict[str, Any]:
     """Train (or load from the store) the SAE of ``job``; its path and metrics."""
     from featgeom.family import load
     from featgeom.sae import train
-    from featgeom.sae.recipes import recipe
 
     family = load(job.family_dir)
+    trained = train(family, job.member, train_config(job, family), store=job.store)
+    return {"path": str(trained.path), "metrics": trained.metrics}
+
+
+def train_config(job: TrainJob, family: Any) -> Any:
+    """The SAETrainConfig of ``job`` on ``family``: the recipe of its architecture with the job's
+    samples, seed and (when set) width factor and L0; ConfigError naming the field on bad values."""
+    from featgeom.sae.recipes import recipe
+
     overrides: dict[str, Any] = {"samples": job.samples, "seed": job.seed}
     if job.width_factor is not None:
         overrides["width"] = max(1, round(job.width_factor * family.member(job.member).num_features))
     if job.l0 is not None:
         overrides["l0"] = job.l0
-    trained = train(family, job.member, recipe(job.arch, family, job.member, **overrides), store=job.store)
-    return {"path": str(trained.path), "metrics": trained.metrics}
+    return recipe(job.arch, family, job.member, **overrides)
 
 
 def compare_saes(job: CompareJob) -> list[dict[str, Any]]:

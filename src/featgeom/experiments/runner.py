@@ -2,7 +2,9 @@
 
 ``run_experiment(spec, out)``:
 
-1. builds (or loads) the family in the content-addressed store ``OUT/store``;
+1. checks OUT can be written, builds (or loads) the families and checks the SAE settings before
+   anything is written, then stores the families in the content-addressed store ``OUT/store``
+   (removing temporaries a killed run left there);
 2. plans one TrainJob per (replicate, member, SAE seed) and one CompareJob per (replicate,
    condition, seed pair) (see :meth:`CompareSpec.seed_pairs`; replicate r is the family drawn
    with seed family_seed + r); a compare job starts as soon as both of its SAEs exist;
@@ -27,6 +29,7 @@ from typing import Any
 from featgeom.errors import ConfigError, FeatgeomError
 from featgeom.experiments.jobs import CompareJob, TrainJob, job_detail, run_job, train_name
 from featgeom.experiments.spec import ExperimentSpec
+from featgeom.store import remove_stale_temporaries, writable_destination
 from featgeom.store.results import ResultsDB
 
 DB_NAME = "results.sqlite"
@@ -57,17 +60,43 @@ def versions() -> dict[str, str]:
             "numpy": version("numpy"), "scipy": version("scipy")}
 
 
-def family_dir(spec: ExperimentSpec, store: Path, replicate: int = 0) -> Path:
-    """Build the family of ``replicate`` into the store (or find it there); its directory."""
-    from featgeom.family import FamilyConfig, build_family, save
+def families(spec: ExperimentSpec, store: Path) -> list[tuple[Path, Any]]:
+    """(store directory, family) of every replicate: loaded from the store, or built in memory
+    (an unreachable family fails here, before anything is written; :func:`save_families` stores them)."""
+    from featgeom.family import FamilyConfig, build_family, load
     from featgeom.family.io import GENERATOR, KIND
     from featgeom.store import artifact_id
 
-    config = FamilyConfig.from_dict(spec.family_config(replicate))
-    path = store / f"family-{artifact_id(KIND, config.to_dict(), GENERATOR)}"
-    if not path.exists():
-        save(build_family(config), path)
-    return path
+    found = []
+    for r in range(max(spec.replicate_counts())):
+        config = FamilyConfig.from_dict(spec.family_config(r))
+        path = store / f"family-{artifact_id(KIND, config.to_dict(), GENERATOR)}"
+        found.append((path, load(path) if path.exists() else build_family(config)))
+    return found
+
+
+def save_families(found: list[tuple[Path, Any]]) -> list[Path]:
+    """Store the families :func:`families` built; their directories."""
+    from featgeom.family import save
+
+    for path, family in found:
+        if not path.exists():
+            save(family, path)
+    return [path for path, _ in found]
+
+
+def check_train_configs(spec: ExperimentSpec, family: Any) -> None:
+    """Build the training config of one SAE per member of ``family`` (replicate 0, the first seed of
+    the member), so a bad SAE setting fails before any work (ConfigError naming ``sae.<field>``)."""
+    from featgeom.experiments.jobs import train_config
+
+    for member in ["base", *[spec.sweep.member_name(v) for v in spec.sweep.values]]:
+        seed = spec.compare.member_seeds(spec.sae.seeds, member)[0]
+        job = TrainJob("", "", member, seed, spec.sae.arch, spec.sae.samples, spec.sae.width_factor, spec.sae.l0)
+        try:
+            train_config(job, family)
+        except ConfigError as exc:
+            raise ConfigError(f"sae.{exc}") from None
 
 
 def plan(spec: ExperimentSpec, fam_dirs: list[Path], store: Path) -> tuple[list[TrainJob], list[tuple[CompareJob, str, str]]]:
@@ -103,14 +132,19 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, r
     if workers < 1:
         raise ConfigError(f"workers: must be >= 1, got {workers}")
     started = time.perf_counter()
-    out = Path(out)
+    out = writable_destination(out, "out")
     store = out / "store"
-    # first: an unreachable family fails before anything else is written
-    fam_dirs = [family_dir(spec, store, r) for r in range(max(spec.replicate_counts()))]
+    # first: an unreachable family or a bad SAE setting fails before anything is written
+    found = families(spec, store)
+    check_train_configs(spec, found[0][1])
+    if store.is_dir():
+        remove_stale_temporaries(store)
+    fam_dirs = save_families(found)
     db = ResultsDB(out / DB_NAME)
     config_hash = spec.config_hash
     vers = versions()
     db.register_run(config_hash, spec.name, spec.preset, spec.to_dict(), vers)
+    session = db.start_session(config_hash)
     trains, compares = plan(spec, fam_dirs, store)
     finished = db.finished_jobs(config_hash)
     total = len(trains) + len(compares)
@@ -137,12 +171,13 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, r
                 rows = [{**context, **row} for row in result]
                 db.record_job(config_hash, job.name, "compare", seconds, job_detail(job), rows)
                 finished[job.name] = job_detail(job)
+            db.touch_session(config_hash, session)
             ran += 1
             bar(job.name)
             if on_job is not None:
                 on_job(job.name)
+    db.touch_session(config_hash, session)
     seconds = time.perf_counter() - started
-    db.add_seconds(config_hash, seconds)
     db.export_csv(out / "results.csv")
     return RunSummary(out, config_hash, total, ran, seconds)
 
@@ -184,7 +219,7 @@ class _Pool:
         from concurrent.futures import ProcessPoolExecutor
 
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_die_with_parent)
+                                        initializer=_worker_init)
 
     def submit(self, job: TrainJob | CompareJob) -> Any:
         return self.pool.submit(_timed_job, job)
@@ -197,9 +232,21 @@ class _Pool:
         return future, *_result(future.result, in_flight[future])
 
     def close(self, failed: bool = False) -> None:
-        """Wait for the workers; after a failure or Ctrl-C, drop queued jobs and do not wait (the
-        workers die with this process)."""
-        self.pool.shutdown(wait=not failed, cancel_futures=True)
+        """Wait for the workers; after a failure or Ctrl-C, drop queued jobs and stop the running
+        ones (their partial work is discarded: artifacts are written atomically)."""
+        if failed:
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_init() -> None:
+    """Set up a worker process: it dies with the driver, and ignores Ctrl-C (the terminal sends
+    SIGINT to the whole process group; the driver alone handles it and stops the workers)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
 
 
 def _die_with_parent() -> None:
@@ -227,16 +274,24 @@ class _Ray:
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         self.remote = ray.remote(num_cpus=1)(_timed_job)
+        self.running: set[Any] = set()
 
     def submit(self, job: TrainJob | CompareJob) -> Any:
-        return self.remote.remote(job)
+        ref = self.remote.remote(job)
+        self.running.add(ref)
+        return ref
 
     def next_done(self, in_flight: dict[Any, Any]) -> tuple[Any, Any, float]:
         (ref,), _ = self.ray.wait(list(in_flight), num_returns=1)
+        self.running.discard(ref)
         return ref, *_result(lambda: self.ray.get(ref), in_flight[ref])
 
     def close(self, failed: bool = False) -> None:
-        """Stop the Ray instance this run started (or disconnect from the cluster)."""
+        """After a failure or Ctrl-C cancel the tasks still running (on a cluster they would go on);
+        then stop the Ray instance this run started (or disconnect from the cluster)."""
+        if failed:
+            for ref in self.running:
+                self.ray.cancel(ref, force=True)
         self.ray.shutdown()
 
 

@@ -16,10 +16,12 @@ id and every file's sha256 and raise ArtifactError on any mismatch, missing or t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,20 +59,27 @@ def artifact_id(kind: str, config: dict[str, Any], generator: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+TMP_MARK = ".tmp-"
+
+
 @contextmanager
 def atomic_directory(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to fill; on success flush it and rename it to ``path``.
 
-    Any exception (or a killed process) leaves no directory at ``path`` and removes the temporary.
-    If another writer created ``path`` meanwhile, its copy is kept and ours is discarded (callers
-    of content-addressed paths verify what is there).
+    Any exception (or a killed process) leaves no directory at ``path`` and removes the temporary;
+    a temporary that a killed writer left behind is removed by the next write to the same
+    directory (:func:`remove_stale_temporaries`).  The artifact's files and directory get the
+    permissions the umask gives ordinary files (0644 / 0755 with the usual umask 022), so a store
+    can be shared.  If another writer created ``path`` meanwhile, its copy is kept and ours is
+    discarded (callers of content-addressed paths verify what is there).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    remove_stale_temporaries(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TMP_MARK}{_writer_tag()}-", dir=path.parent))
     try:
         yield tmp
         _fsync_dir(tmp)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a store is meant to be shared
+        _share(tmp)
         os.rename(tmp, path)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -79,6 +88,59 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove the temporaries in ``directory`` whose writer is gone; return them.
+
+    A temporary is named ``.<name>.tmp-<host>-<pid>-<random>``; it is stale when ``host`` is this
+    machine and no process ``pid`` runs here.  Temporaries of live writers and of other hosts (a
+    store on shared storage) are left alone.
+    """
+    removed = []
+    host = socket.gethostname()
+    for entry in directory.glob(f".*{TMP_MARK}*"):
+        tag = entry.name.split(TMP_MARK, 1)[1].rsplit("-", 1)[0]
+        entry_host, _, pid = tag.rpartition("-")
+        if entry_host == host and pid.isdigit() and not _process_alive(int(pid)) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _writer_tag() -> str:
+    """``<host>-<pid>`` of this process (host with '-' kept; the pid is the last field)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _share(tmp: Path) -> None:
+    """Give ``tmp`` and everything in it the umask's default permissions (mkdtemp makes the
+    directory 0700 and safetensors writes its file 0600)."""
+    umask = _umask()
+    os.chmod(tmp, 0o777 & ~umask)
+    for root, dirs, files in os.walk(tmp):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~umask)
+
+
+@functools.cache
+def _umask() -> int:
+    """This process's umask (read once: reading it means setting it)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def write_artifact(
@@ -145,7 +207,15 @@ def _read_json(file: Path, root: Path) -> Any:
     try:
         return json.loads(file.read_text())
     except FileNotFoundError:
+        if not root.exists():
+            raise ArtifactError(f"{root}: no such artifact directory") from None
+        if not root.is_dir():
+            raise ArtifactError(f"{root}: is a file, not an artifact directory") from None
         raise ArtifactError(f"{root}: missing {file.name} (not an artifact directory?)") from None
+    except NotADirectoryError:
+        raise ArtifactError(f"{root}: is a file, not an artifact directory") from None
+    except (PermissionError, IsADirectoryError) as exc:
+        raise ArtifactError(f"{root}: {file.name} unreadable ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{root}: {file.name} is corrupted ({exc})") from None
 

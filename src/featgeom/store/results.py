@@ -3,7 +3,11 @@
 Schema (``SCHEMA``; documented in docs/experiments.md):
 
 * ``runs``: one row per resolved experiment (``config_hash`` = hash of the resolved spec), with
-  its name, preset, config JSON, package versions and accumulated wall seconds.
+  its name, preset, config JSON and package versions.
+* ``sessions``: one row per start of a run (``featgeom run`` invocation), with its start time and
+  the time it last stored a job; a run's wall time (:meth:`ResultsDB.run_seconds`) is the length
+  of the union of its sessions' intervals, so concurrent sessions are not counted twice and a
+  killed session counts up to its last stored job.
 * ``jobs``: one row per finished job (``train:<member>:s<seed>`` or ``compare:<condition>:s<seed_a>-s<seed_b>``)
   with its seconds and a JSON detail (e.g. the SAE's path and metrics).
 * ``results``: one row per value: experiment, condition, swept variable and value, the two members
@@ -23,6 +27,7 @@ import csv
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
@@ -33,8 +38,10 @@ from featgeom.errors import ArtifactError
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     config_hash TEXT PRIMARY KEY, experiment TEXT NOT NULL, preset TEXT NOT NULL,
-    config_json TEXT NOT NULL, versions_json TEXT NOT NULL, created_at TEXT NOT NULL,
-    seconds REAL NOT NULL DEFAULT 0);
+    config_json TEXT NOT NULL, versions_json TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    config_hash TEXT NOT NULL, session TEXT NOT NULL, started REAL NOT NULL, last_seen REAL NOT NULL,
+    PRIMARY KEY (config_hash, session));
 CREATE TABLE IF NOT EXISTS jobs (
     config_hash TEXT NOT NULL, job TEXT NOT NULL, kind TEXT NOT NULL, seconds REAL NOT NULL,
     finished_at TEXT NOT NULL, detail_json TEXT NOT NULL, PRIMARY KEY (config_hash, job));
@@ -80,14 +87,32 @@ class ResultsDB:
                      versions: dict[str, str]) -> None:
         """Record the run (no-op when ``config_hash`` is already there)."""
         with closing(self._connect()) as con, con:
-            con.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, 0)",
+            con.execute("INSERT OR IGNORE INTO runs (config_hash, experiment, preset, config_json, versions_json, "
+                        "created_at) VALUES (?, ?, ?, ?, ?, ?)",
                         (config_hash, experiment, preset, json.dumps(config, sort_keys=True),
                          json.dumps(versions, sort_keys=True), _now()))
 
-    def add_seconds(self, config_hash: str, seconds: float) -> None:
-        """Add one session's wall time to the run's total."""
+    def start_session(self, config_hash: str) -> str:
+        """Record that a session of the run starts now; return its id (for :meth:`touch_session`)."""
+        session = uuid.uuid4().hex
+        now = time.time()
         with closing(self._connect()) as con, con:
-            con.execute("UPDATE runs SET seconds = seconds + ? WHERE config_hash = ?", (seconds, config_hash))
+            con.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (config_hash, session, now, now))
+        return session
+
+    def touch_session(self, config_hash: str, session: str) -> None:
+        """Record that ``session`` was still working now (after each stored job and at its end)."""
+        with closing(self._connect()) as con, con:
+            con.execute("UPDATE sessions SET last_seen = ? WHERE config_hash = ? AND session = ?",
+                        (time.time(), config_hash, session))
+
+    def run_seconds(self, config_hash: str) -> float:
+        """Wall seconds the run has worked: the length of the union of its sessions' intervals
+        [started, last_seen] (overlapping sessions count once)."""
+        with closing(self._connect()) as con:
+            spans = con.execute("SELECT started, last_seen FROM sessions WHERE config_hash = ? ORDER BY started",
+                                (config_hash,)).fetchall()
+        return union_length([(r["started"], r["last_seen"]) for r in spans])
 
     def finished_jobs(self, config_hash: str) -> dict[str, dict[str, Any]]:
         """job name -> its detail, for every job of the run already stored."""
@@ -117,8 +142,8 @@ class ResultsDB:
         """Every run stored, oldest first (config and versions decoded)."""
         with closing(self._connect()) as con:
             rows = con.execute("SELECT * FROM runs ORDER BY created_at, config_hash").fetchall()
-        return [{**dict(r), "config": json.loads(r["config_json"]), "versions": json.loads(r["versions_json"])}
-                for r in rows]
+        return [{**dict(r), "config": json.loads(r["config_json"]), "versions": json.loads(r["versions_json"]),
+                 "seconds": self.run_seconds(r["config_hash"])} for r in rows]
 
     def results(self, config_hash: str | None = None) -> list[dict[str, Any]]:
         """Result rows (of one run, or all), in a stable order."""
@@ -138,6 +163,16 @@ class ResultsDB:
             writer.writerows(self.results(config_hash))
         tmp.replace(path)
         return path
+
+
+def union_length(spans: list[tuple[float, float]]) -> float:
+    """Total length of the union of intervals ``[start, end]`` (sorted by start)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in spans:
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def _now() -> str:
