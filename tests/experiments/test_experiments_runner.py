@@ -105,3 +105,16 @@ def test_ray_backend_gives_the_same_numbers(tiny_run, tmp_path):
     summary = run_experiment(tiny_spec(), tmp_path, workers=2, ray=True, progress=False)
     assert summary.jobs_run == tiny_run.jobs_total
     assert stored_values(tmp_path) == stored_values(tiny_run.out)
+
+
+@pytest.mark.parametrize(("change", "field"), [({"samples": 10}, "sae.samples"), ({"l0": 100_000}, "sae.l0")])
+def test_a_bad_sae_setting_fails_before_anything_is_written(tmp_path, change, field):
+    from dataclasses import replace
+
+    from featgeom.errors import ConfigError
+
+    spec = tiny_spec()
+    spec = replace(spec, sae=replace(spec.sae, **change))
+    with pytest.raises(ConfigError, match=f"^{field}"):
+        run_experiment(spec, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
