@@ -56,3 +56,22 @@ def test_show_corrupted_artifact(run_cli, tmp_path):
 def test_missing_config_file(run_cli, tmp_path):
     code, _, err = run_cli("family", "create", tmp_path / "nope.yaml", "--out", tmp_path / "fam")
     assert code == 2 and "config file not found" in err
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"name: a\nname: b\nworld: tiny\n", "duplicate key 'name'"),
+    (b"name: caf\xe9\nworld: tiny\n", "not UTF-8"),
+    (b"world: {num_features: 64, hidden_dim: 16, bias: .nan}\n", "world.bias: must be a finite number"),
+])
+def test_bad_config_files_one_line_exit_2(run_cli, tmp_path, content, message):
+    path = tmp_path / "family.yaml"
+    path.write_bytes(content)
+    code, _, err = run_cli("family", "create", path, "--out", tmp_path / "fam")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "fam").exists()
+
+
+def test_config_path_that_is_a_directory(run_cli, tmp_path):
+    code, _, err = run_cli("family", "create", tmp_path, "--out", tmp_path / "fam")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(tmp_path) in err

@@ -28,3 +28,19 @@ def test_run_rejects_unknown_experiment_and_preset(run_cli, tmp_path):
     code, _, err = run_cli("run", "1a", "--preset", "huge", "--out", tmp_path / "o")
     assert code == 2 and "preset" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_run_refuses_bad_fields_before_writing(run_cli, tmp_path):
+    base = "description: d\nsweep: {variable: basis_rotation_angle, values: [0, 30]}\n"
+    cases = {"family_seed": "name: x\nfamily_seed: -1\n" + base,
+             "name": "name: ../../x\n" + base,
+             "duplicate key 'name'": "name: x\nname: y\n" + base,
+             "sae.samples": "name: x\nsae: {samples: 10}\n" + base}
+    for expected, text in cases.items():
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        out = tmp_path / "out"
+        code, _, err = run_cli("run", bad, "--preset", "tiny", "--quiet", "--out", out)
+        assert code == 2, (expected, err)
+        assert len(err.strip().splitlines()) == 1 and expected in err, (expected, err)
+        assert not out.exists(), expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from featgeom.errors import ConfigError
-from featgeom.experiments.spec import ExperimentSpec, load_spec, registry
+from featgeom.experiments.spec import SAE_SEED_RULES, CompareSpec, ExperimentSpec, load_spec, registry
 
 BASE = {"name": "x", "description": "d", "sweep": {"variable": "basis_rotation_angle", "values": [0, 45]}}
 
@@ -57,8 +57,21 @@ def test_config_hash_is_stable_and_sensitive():
     ({"compare": {"modes": ["best"]}}, "compare.modes"),
     ({"presets": {"huge": {}}}, "presets.huge"),
     ({"compare": {"sae_seeds": "mixed"}}, "compare.sae_seeds"),
-    ({"sae": {"seeds": [3]}}, "compare.sae_seeds"),
+    ({"compare": {"sae_seeds": "disjoint"}}, "compare.sae_seeds"),
     ({"presets": {"tiny": {"sae_samplez": 3}}}, "presets.tiny.sae_samplez"),
+    ({"presets": {"tiny": {"n_perm": 5}}}, "presets.tiny"),
+    ({"presets": {"tiny": {"values": [0, 120]}}}, "presets.tiny"),
+    ({"presets": {"tiny": {"replicates": [1, 2, 3]}}}, "presets.tiny"),
+    ({"family_seed": -1}, "family_seed"),
+    ({"compare": {"seed": -5}}, "compare.seed"),
+    ({"sae": {"seeds": [0, -1]}}, "sae.seeds[1]"),
+    ({"sweep": {"variable": "basis_rotation_angle", "values": [0, float("nan")]}}, "sweep.values[1]"),
+    ({"sae": {"width_factor": float("inf")}}, "sae.width_factor"),
+    ({"name": "../../x"}, "name"),
+    ({"name": ".hidden"}, "name"),
+    ({"name": "a/b"}, "name"),
+    ({"name": ""}, "name"),
+    ({"name": "x" * 101}, "name"),
 ])
 def test_bad_specs_name_the_field(change, field):
     with pytest.raises(ConfigError) as err:
@@ -66,13 +79,30 @@ def test_bad_specs_name_the_field(change, field):
     assert str(err.value).startswith(field + ":"), str(err.value)
 
 
+def test_names_that_are_safe_slugs_are_accepted():
+    for name in ("1a", "null-validity", "my_exp.v2", "-x"):
+        assert ExperimentSpec.from_dict({**BASE, "name": name}).name == name
+    with pytest.raises(ConfigError, match=r"^name: .*not starting with '\.' \(it names the experiment's output"):
+        ExperimentSpec.from_dict({**BASE, "name": "../../x"})
+
+
 def test_unknown_experiment_or_file(tmp_path):
     with pytest.raises(ConfigError, match="neither a registered experiment"):
         load_spec("2z")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="invalid YAML at line 1"):
         load_spec(bad)
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_spec(tmp_path)
+
+
+def test_load_spec_refuses_duplicate_keys(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("name: x\ndescription: d\nfamily_seed: 1\n"
+                    "sweep: {variable: basis_rotation_angle, values: [0, 45]}\nfamily_seed: 2\n")
+    with pytest.raises(ConfigError, match=r"line 5, column 1: duplicate key 'family_seed' \(first given at line 3\)"):
+        load_spec(path)
 
 
 def test_unknown_preset():
@@ -84,23 +114,39 @@ def test_seed_pairs_meet_independent_saes_by_default(tmp_path):
     from featgeom.experiments.runner import plan
 
     spec = ExperimentSpec.from_dict({**BASE, "sae": {"seeds": [0, 1, 2]}})
-    assert spec.compare.seed_pairs(spec.sae.seeds) == [(0, 1), (1, 2), (2, 0)]
-    _, compares = plan(spec, [tmp_path / "family"], tmp_path / "store")
+    assert spec.compare.sae_seeds == "different"
+    assert spec.compare.seed_pairs(spec.sae.seeds) == [(0, 3), (1, 4), (2, 5)]
+    trains, compares = plan(spec, [tmp_path / "family"], tmp_path / "store")
     assert len(compares) == 2 * 3
     job, needs_a, needs_b = compares[0]
-    assert (job.seed_a, job.seed_b) == (0, 1) and needs_a == "train:base:s0" and needs_b == "train:rot0:s1"
+    assert (job.seed_a, job.seed_b) == (0, 3) and needs_a == "train:base:s0" and needs_b == "train:rot0:s3"
+    assert sorted(t.seed for t in trains if t.member == "base") == [0, 1, 2]
+    assert {t.seed for t in trains if t.member != "base"} == {3, 4, 5}
     same = ExperimentSpec.from_dict({**BASE, "compare": {"sae_seeds": "same"}})
     assert same.compare.seed_pairs([0, 1]) == [(0, 0), (1, 1)]
 
 
-def test_disjoint_seeds_make_every_comparison_a_distinct_pair(tmp_path):
-    from featgeom.experiments.runner import plan
+def test_one_sae_seed_is_enough_for_either_rule():
+    for rule in SAE_SEED_RULES:
+        spec = ExperimentSpec.from_dict({**BASE, "sae": {"seeds": [3]}, "compare": {"sae_seeds": rule}})
+        assert len(spec.compare.seed_pairs(spec.sae.seeds)) == 1
 
-    spec = ExperimentSpec.from_dict({**BASE, "sae": {"seeds": [0, 1]}, "compare": {"sae_seeds": "disjoint"}})
-    trains, compares = plan(spec, [tmp_path / "family"], tmp_path / "store")
-    assert [(j.seed_a, j.seed_b) for j, _, _ in compares] == [(0, 2), (1, 3)] * 2
-    assert sorted((t.member, t.seed) for t in trains if t.member == "base") == [("base", 0), ("base", 1)]
-    assert {t.seed for t in trains if t.member != "base"} == {2, 3}
+
+@pytest.mark.parametrize("rule", SAE_SEED_RULES)
+@pytest.mark.parametrize("seeds", [[0], [0, 1], [1, 0], [0, 1, 2], [5, 2, 9], [0, 3, 4, 10]])
+def test_every_comparison_of_a_condition_is_a_distinct_pair_of_saes(rule, seeds):
+    """An SAE is identified by (member, seed); on a variant identical to the base the variant's SAE
+    of seed s is the base's SAE of seed s, so its identity is the seed alone.  Either way no two
+    comparisons of a condition may compare the same two SAEs (in either order)."""
+    compare = CompareSpec(sae_seeds=rule)
+    pairs = compare.seed_pairs(seeds)
+    assert [a for a, _ in pairs] == seeds
+    assert sorted(b for _, b in pairs) == sorted(compare.member_seeds(seeds, "v"))  # each variant SAE once
+    distinct_members = [frozenset({("base", a), ("v", b)}) for a, b in pairs]
+    identical_members = [frozenset({a, b}) for a, b in pairs]
+    assert len(set(distinct_members)) == len(set(identical_members)) == len(pairs)
+    if rule == "different":  # no comparison meets two SAEs of one initialisation
+        assert all(a != b for a, b in pairs) and not set(seeds) & {b for _, b in pairs}
 
 
 def test_replicates_draw_independent_families_and_name_their_jobs(tmp_path):

@@ -175,6 +175,33 @@ def test_bad_variant_names_the_field(variant, field):
         FamilyConfig.from_dict({"world": "tiny", "variants": [variant]})
 
 
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"world": "tiny", "seed": -1}, "seed"),
+        ({"world": "huge"}, "world"),
+        ({"world": {"num_features": 64, "hidden_dim": 33}, "variants": [{"name": "v", "basis_rotation_angle": 10}]},
+         "variants[0].basis_rotation_angle"),
+        ({"world": "tiny", "variants": [{"name": "a"}, {"name": "v", "basis_rotation_angle": 10, "hidden_dim": 31}]},
+         "variants[1].basis_rotation_angle"),
+        ({"world": {"num_features": 64, "hidden_dim": 32, "bias": float("nan")}}, "world.bias"),
+    ],
+)
+def test_bad_family_config_names_the_field(data, field):
+    with pytest.raises(ConfigError) as err:
+        FamilyConfig.from_dict(data)
+    assert str(err.value).startswith(f"{field}:"), str(err.value)
+
+
+def test_rotation_needs_an_even_member_dimension_only():
+    odd = {"num_features": 64, "hidden_dim": 33}
+    variants = [{"name": "v", "basis_rotation_angle": 10, "hidden_dim": 32}, {"name": "w", "hidden_dim": 31}]
+    cfg = FamilyConfig.from_dict({"world": odd, "variants": variants})
+    assert [v.name for v in cfg.variants] == ["v", "w"]
+    with pytest.raises(ConfigError, match=r"even hidden_dim \(this member's is 33;"):
+        FamilyConfig.from_dict({"world": odd, "variants": [{"name": "v", "basis_rotation_angle": 10}]})
+
+
 def test_unknown_member(fam):
     with pytest.raises(ConfigError, match="unknown member 'nope'"):
         fam.correspondence("base", "nope")

@@ -17,7 +17,7 @@ def compare_cmd(
     n_perm: int = typer.Option(1000, "--n-perm", help="Draws per null."),
     null: list[str] = typer.Option(["repair"], "--null", help="Null(s): 'repair' (valid: permuted samples, "
                                    "pairing recomputed) and/or 'shuffle' (the paper's Test 1). Repeatable."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the inputs and of the nulls."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the inputs and of the nulls."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON (last line)."),
 ) -> None:
     """Compare two stored SAEs of one family on the same inputs, with ground truth."""

@@ -7,24 +7,9 @@ from pathlib import Path
 
 import typer
 
-from featgeom.errors import ConfigError
+from featgeom.config import read_config_file
 
 family_app = typer.Typer(help="Build and inspect model families.", no_args_is_help=True)
-
-
-def read_config_file(path: Path) -> dict:
-    """Parse a YAML (or JSON) config file into a mapping; ConfigError on unreadable or bad YAML."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})".replace("\n", " ")) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
 
 
 @family_app.command("create")

@@ -13,12 +13,13 @@ condition's comparisons are independent (what calibrating a null needs).  The re
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from featgeom.config import build, field_error, to_dict
+from featgeom.config import build, check_seed, field_error, read_config_file, to_dict
 from featgeom.errors import ConfigError
 from featgeom.match.pairing import MODES as PAIR_MODES
 from featgeom.sae.config import ARCHITECTURES
@@ -41,6 +42,7 @@ SWEEPABLE = {
     "superposition_delta": Sweepable("delta", "rho_mm(variant) - rho_mm(base)", 0.0),
 }
 PRESETS = ("tiny", "small", "medium")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")  # a name that is safe in file names
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class SAESpec:
             raise field_error("arch", f"unknown architecture {self.arch!r} (one of {', '.join(ARCHITECTURES)})")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise field_error("seeds", f"needs distinct seeds, got {self.seeds}")
+        for i, seed in enumerate(self.seeds):
+            check_seed(f"seeds[{i}]", seed)
         if self.samples < 1:
             raise field_error("samples", f"must be >= 1, got {self.samples}")
         if self.width_factor is not None and self.width_factor <= 0:
@@ -101,13 +105,18 @@ class SAESpec:
 @dataclass(frozen=True)
 class CompareSpec:
     """How each pair of SAEs is compared: shared inputs, null permutations, pairing modes, which
-    SAE seeds meet (``sae_seeds``: 'different' pairs base seed i with variant seed i+1
-    (cyclically), so two independently trained SAEs meet as they would for two real models, and
-    the identical-members condition measures the SAE-seed floor; 'same' pairs equal seeds;
-    'disjoint' trains the variants' SAEs on seeds of their own, so every comparison is a distinct
-    pair of SAEs that never share an initialisation), and the nulls (``nulls``: 'repair', the
-    valid null that re-pairs on permuted samples, and/or 'shuffle', the paper's Test 1; the
-    first is the one the report's bands show)."""
+    SAE seeds meet (``sae_seeds``, see :meth:`seed_pairs`), and the nulls (``nulls``: 'repair',
+    the valid null that re-pairs on permuted samples, and/or 'shuffle', the paper's Test 1; the
+    first is the one the report's bands show).
+
+    ``sae_seeds``: 'different' trains the variants' SAEs on seeds of their own
+    (:func:`variant_seeds`) and compares base seed i with variant seed i, so two independently
+    initialised SAEs meet as they would for two real models, and the identical-members condition
+    measures the SAE-seed floor; 'same' compares base and variant SAEs of equal seeds (on
+    identical members the two SAEs are the same, which checks the pipeline).  Under either rule
+    every comparison of a condition is a distinct pair of SAEs, even on identical members, and
+    each SAE of a variant is in exactly one comparison of its condition.
+    """
 
     samples: int = 20_000
     n_perm: int = 1000
@@ -129,25 +138,28 @@ class CompareSpec:
             raise field_error("modes", f"unknown pairing mode {unknown[0] if unknown else None!r} (any of {', '.join(PAIR_MODES)})")
         if self.sae_seeds not in SAE_SEED_RULES:
             raise field_error("sae_seeds", f"must be one of {', '.join(SAE_SEED_RULES)}, got {self.sae_seeds!r}")
+        check_seed("seed", self.seed)
 
     def seed_pairs(self, seeds: list[int]) -> list[tuple[int, int]]:
-        """(base SAE seed, variant SAE seed) of every comparison of a condition."""
-        if self.sae_seeds == "same":
-            return [(s, s) for s in seeds]
-        if self.sae_seeds == "disjoint":
-            return list(zip(seeds, variant_seeds(seeds)))
-        return [(s, seeds[(i + 1) % len(seeds)]) for i, s in enumerate(seeds)]
+        """(base SAE seed, variant SAE seed) of every comparison of a condition: the base's seed i
+        with the variant's seed i (see :meth:`member_seeds`)."""
+        return list(zip(seeds, self._variant_seeds(seeds), strict=True))
 
     def member_seeds(self, seeds: list[int], member: str) -> list[int]:
-        """The SAE seeds trained on ``member`` (variants get their own with 'disjoint')."""
-        return variant_seeds(seeds) if self.sae_seeds == "disjoint" and member != "base" else list(seeds)
+        """The SAE seeds trained on ``member``: ``seeds`` for the base; for a variant, ``seeds``
+        with 'same' and :func:`variant_seeds` with 'different'."""
+        return list(seeds) if member == "base" else self._variant_seeds(seeds)
+
+    def _variant_seeds(self, seeds: list[int]) -> list[int]:
+        """The SAE seeds of every variant under this rule."""
+        return variant_seeds(seeds) if self.sae_seeds == "different" else list(seeds)
 
 
-SAE_SEED_RULES = ("different", "same", "disjoint")
+SAE_SEED_RULES = ("different", "same")
 
 
 def variant_seeds(seeds: list[int]) -> list[int]:
-    """Seeds of the variants' SAEs under sae_seeds 'disjoint': seed + max(seeds) + 1, so no
+    """Seeds of the variants' SAEs under sae_seeds 'different': seed + max(seeds) + 1, so no
     variant SAE shares an initialisation with a base SAE and every comparison is a distinct pair."""
     offset = max(seeds) + 1
     return [s + offset for s in seeds]
@@ -181,16 +193,25 @@ class ExperimentSpec:
     note: str = ""
 
     def __post_init__(self) -> None:
-        if not self.name:
-            raise field_error("name", "must not be empty")
+        if not NAME_PATTERN.fullmatch(self.name):
+            raise field_error("name", "must be 1-100 letters, digits, '-', '_' or '.', not starting with '.' "
+                                      f"(it names the experiment's output files), got {self.name!r}")
+        check_seed("family_seed", self.family_seed)
         self.replicate_counts()
         unknown = sorted(set(self.presets) - set(PRESETS))
         if unknown:
             raise field_error(f"presets.{unknown[0]}", f"unknown preset (one of {', '.join(PRESETS)})")
         if self.preset not in PRESETS:
             raise field_error("preset", f"unknown preset {self.preset!r} (one of {', '.join(PRESETS)})")
-        if self.compare.sae_seeds == "different" and len(self.sae.seeds) < 2:
-            raise field_error("compare.sae_seeds", "'different' needs at least 2 SAE seeds (or use 'same')")
+        for preset in self.presets:
+            self._check_override(preset)
+
+    def _check_override(self, preset: str) -> None:
+        """Apply ``presets[preset]`` now, so a bad override fails at load time naming the preset."""
+        try:
+            self.at_preset(preset)
+        except ConfigError as exc:
+            raise field_error(f"presets.{preset}", str(exc)) from None
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "") -> ExperimentSpec:
@@ -249,16 +270,11 @@ def registry() -> dict[str, Path]:
 
 
 def load_spec(name_or_file: str | Path) -> ExperimentSpec:
-    """A registered experiment by name, or a YAML file; ConfigError naming the problem."""
-    import yaml
-
+    """A registered experiment by name, or a YAML file (read by :func:`featgeom.config.read_config_file`,
+    so duplicate keys are refused); ConfigError naming the problem."""
     shipped = registry()
     path = shipped.get(str(name_or_file), Path(name_or_file))
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"experiment: {str(name_or_file)!r} is neither a registered experiment "
                           f"({', '.join(sorted(shipped))}) nor a YAML file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    return ExperimentSpec.from_dict(data, where=path.name)
+    return ExperimentSpec.from_dict(read_config_file(path), where=path.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from featgeom.config import build, field_error, to_dict
+from featgeom.config import build, check_seed, field_error, to_dict
 from featgeom.errors import ConfigError
 from featgeom.world.config import WorldConfig, preset
 
@@ -19,7 +19,8 @@ class VariantSpec:
         0 gives a model that shares nothing with the base (the plan's range is 0.5-1.0; 0 is
         the planted independence on which nulls are calibrated).
     basis_rotation_angle: degrees; the member's hidden space is the base's under an orthogonal
-        map that moves every vector by exactly this angle (exact for even hidden_dim).
+        map that moves every vector by exactly this angle (a rotation needs an even hidden_dim:
+        in odd dimensions one direction stays fixed).
     superposition_delta: None keeps whatever rho_mm results; a number sets the member's
         rho_mm to base rho_mm + delta (within 0.01, else ConfigError: unreachable).
     hidden_dim: None keeps the base's; a larger one embeds isometrically, a smaller one projects.
@@ -65,13 +66,23 @@ class FamilyConfig:
     def __post_init__(self) -> None:
         if self.num_categories < 1:
             raise field_error("num_categories", f"must be >= 1, got {self.num_categories}")
+        check_seed("seed", self.seed)
         names = [v.name for v in self.variants]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise field_error("variants", f"duplicate variant name {duplicates[0]!r}")
         for i, v in enumerate(self.variants):
-            if v.mixing_pairs * 2 > round(v.feature_overlap_ratio * self.world.num_features):
-                raise field_error(f"variants[{i}].mixing_pairs", f"{v.mixing_pairs} pairs need more kept features")
+            self._check_variant(i, v)
+
+    def _check_variant(self, i: int, v: VariantSpec) -> None:
+        """What a variant needs of the world: enough kept features to mix, an even dimension to rotate."""
+        if v.mixing_pairs * 2 > round(v.feature_overlap_ratio * self.world.num_features):
+            raise field_error(f"variants[{i}].mixing_pairs", f"{v.mixing_pairs} pairs need more kept features")
+        dim = v.hidden_dim or self.world.hidden_dim
+        if v.basis_rotation_angle > 0 and dim % 2:
+            raise field_error(f"variants[{i}].basis_rotation_angle",
+                              f"a rotation needs an even hidden_dim (this member's is {dim}; in odd dimensions "
+                              f"one direction stays fixed, so not every vector moves by the angle)")
 
     @classmethod
     def from_dict(cls, data: Any) -> FamilyConfig:
@@ -80,7 +91,10 @@ class FamilyConfig:
             raise ConfigError(f"family config: expected a mapping, got {type(data).__name__}")
         data = dict(data)
         if isinstance(data.get("world"), str):
-            data["world"] = preset(data["world"]).to_dict()
+            try:
+                data["world"] = preset(data["world"]).to_dict()
+            except ConfigError as exc:
+                raise field_error("world", str(exc).split(": ", 1)[1]) from None
         return build(cls, data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -115,14 +115,21 @@ def _section(out: Path, run: dict[str, Any], rows: list[dict[str, Any]]) -> str:
 
 
 def _distinct_pairs(table: Table) -> str:
-    """How many distinct pairs of SAEs each condition's band is made of ('2', or '20-200')."""
-    pairs: dict[float, set[Any]] = defaultdict(set)
+    """How many pairs of SAEs each condition's band is made of ('2', or '20-200'), and whether they
+    are independent (no SAE in two pairs of one condition)."""
+    pairs: dict[tuple[float, int], set[Any]] = defaultdict(set)
     for r in table.rows:
-        sides = frozenset({(r["member_a"], r["seed_a"]), (r["member_b"], r["seed_b"])})
-        pairs[r["swept_value"]].add((r["replicate"], sides))
-    counts = sorted({len(p) for p in pairs.values()})
+        pairs[(r["swept_value"], r["replicate"])].add(((r["member_a"], r["seed_a"]), (r["member_b"], r["seed_b"])))
+    per_condition: dict[float, int] = defaultdict(int)
+    shared = False
+    for (value, _), found in pairs.items():
+        per_condition[value] += len(found)
+        saes = [sae for pair in found for sae in pair]
+        shared |= len(saes) != len(set(saes))
+    counts = sorted(set(per_condition.values()))
     span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-    return f"{span} distinct SAE pair(s) per condition"
+    kind = "SAE pair(s) sharing SAEs (not independent)" if shared else "independent SAE pair(s) (no SAE in two)"
+    return f"{span} {kind} per condition"
 
 
 def findings(table: Table, variable: str) -> list[str]:

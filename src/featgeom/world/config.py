@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from featgeom.config import build, field_error, to_dict
+from featgeom.config import build, check_seed, field_error, to_dict
 from featgeom.errors import ConfigError
 
 MAGNITUDE_KINDS = ("constant", "linear", "exponential", "folded_normal")
@@ -42,7 +42,8 @@ class Magnitude:
     """Per-feature magnitude profile (SAELens ``MagnitudeConfig`` registry).
 
     kind: constant (value), linear / exponential (start -> end over feature index),
-    folded_normal (|N(mean, std^2)| per feature, drawn with the world's seed).
+    folded_normal (|N(mean, std^2)| per feature, drawn with the world's seed).  A constant
+    0 is a valid std profile (deterministic magnitudes); a world's mean profile must be > 0.
     """
 
     kind: str = "constant"
@@ -147,10 +148,14 @@ class WorldConfig:
             raise field_error("hidden_dim", f"must be >= 1, got {self.hidden_dim}")
         if self.bias < 0:
             raise field_error("bias", f"must be >= 0 (the bias norm), got {self.bias}")
-        if self.seed < 0:
-            raise field_error("seed", f"must be >= 0, got {self.seed}")
-        if self.hierarchy is not None and self.hierarchy.roots > self.num_features:
-            raise field_error("hierarchy.roots", f"{self.hierarchy.roots} roots exceed num_features")
+        check_seed("seed", self.seed)
+        if self.mean_magnitude.kind == "constant" and self.mean_magnitude.value <= 0:
+            raise field_error("mean_magnitude.value", f"must be > 0 (a feature of magnitude 0 never shows in "
+                                                      f"the hidden activations), got {self.mean_magnitude.value}")
+        if self.hierarchy is not None and self.hierarchy.size() > self.num_features:
+            raise field_error("hierarchy", f"the forest needs roots * (1 + branching + ... + branching^depth) = "
+                                           f"{self.hierarchy.size()} features, more than num_features = "
+                                           f"{self.num_features}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "") -> WorldConfig:
