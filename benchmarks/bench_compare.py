@@ -32,8 +32,8 @@ decoders); default (full) 16,384 x 32,768 latents over 30,000 samples (768-dim d
 
 3. The valid re-pairing null (``repair_*`` keys): ``compare_latents(..., nulls=("repair",),
    n_perm=P)`` (:func:`featgeom.stats.repair_tests`: B's samples permuted, correlation and pairing
-   recomputed, metrics rescored per permutation). P = ``--repair-perms`` (default 10 with
-   --quick, 3 at full size, where 1,000 permutations would take hours on 2 cores): it prints the
+   recomputed, metrics rescored per permutation). P = ``--repair-perms`` (default and
+   minimum 19, the fewest permutations a null test accepts; 1,000 would take hours on 2 cores): it prints the
    measured total for P, the seconds per permutation, and the time for 1,000 permutations
    EXTRAPOLATED as total(P) + (1000 - P) x steady per-permutation time. The steady time and its
    parts (cross product A^T B[perm], partner extraction / finish of the correlation, pairing,
@@ -52,7 +52,7 @@ decoders); default (full) 16,384 x 32,768 latents over 30,000 samples (768-dim d
 Usage (last line is one JSON object: ours, reference, ratio, then every measured quantity):
 
     python benchmarks/bench_compare.py --quick                    # a few minutes on 2 cores
-    python benchmarks/bench_compare.py --repair-perms 3           # full size, ~10-15 min
+    python benchmarks/bench_compare.py --repair-perms 19          # full size, ~15-20 min
     options: [--ref-latents N] [--seed S] [--repair-perms P] [--naive-perms K] [--skip-shuffle]
 """
 
@@ -77,7 +77,7 @@ from featgeom.experiments.compare import (
 from featgeom.match import PermutedCorrelation, activation_correlation, pair
 from featgeom.match.correlation import _cross_product, finish_correlation
 from featgeom.similarity import linear_cka, procrustes, rsa, svcca
-from featgeom.stats import PairingProcedure
+from featgeom.stats import MIN_N_PERM, PairingProcedure
 from featgeom.stats.kernels import paired_scores
 
 SIZES = {"quick": (10_000, 4_096, 8_192), "full": (30_000, 16_384, 32_768)}
@@ -91,7 +91,7 @@ COPY_KEEP = 0.85  # probability that a copy fires when its source fires
 REF_BLOCK = 1024  # A latents per dense block in the reference
 MODES = ("many_to_one", "mutual")  # compare_latents' default pairing modes
 RSA_MAX_ITEMS = 2000  # compare_latents' default
-REPAIR_PERMS = {"quick": 10, "full": 3}  # permutations of the measured repair compare
+REPAIR_PERMS = {"quick": 19, "full": 19}  # permutations of the measured repair compare (the fewest a null accepts)
 NAIVE_PERMS = {"quick": 3, "full": 2}  # permutations timed for the naive loop (and the breakdown)
 
 
@@ -606,7 +606,7 @@ def main() -> None:
         f"process peak RSS {rss_mb:.0f} MiB"
     )
     compare_summary = {} if args.skip_shuffle else report_compare(data, size, args.seed)
-    repair_perms = max(1, args.repair_perms or REPAIR_PERMS[size])
+    repair_perms = max(MIN_N_PERM, args.repair_perms or REPAIR_PERMS[size])
     naive_perms = max(1, args.naive_perms or NAIVE_PERMS[size])
     repair_summary = report_repair(data, size, args.seed, repair_perms, naive_perms)
 

@@ -12,13 +12,22 @@ import scipy.sparse as sp
 from featgeom.errors import DataError, ShapeError
 
 
+def to_numpy(x: object) -> object:
+    """A torch tensor (duck-typed by ``detach`` and ``cpu``; torch is never imported) as a NumPy
+    array, detached from autograd (so ``requires_grad`` is fine) and moved to the CPU; anything
+    else unchanged. The one place where featgeom turns tensors into arrays."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        return x.detach().cpu().numpy()
+    return x
+
+
 def as_matrix(x: object, name: str, dtype: type = np.float64) -> np.ndarray:
-    """Return ``x`` as a finite 2-D array of shape (n_items, dim).
+    """Return ``x`` (array-like or torch tensor) as a finite 2-D array of shape (n_items, dim).
 
     Raises ShapeError when ``x`` is not 2-D or has no rows/columns, DataError on NaN/inf.
     """
     try:
-        arr = np.asarray(x, dtype=dtype)
+        arr = np.asarray(to_numpy(x), dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{name}: cannot be read as a numeric array ({exc})") from None
     if arr.ndim != 2:
@@ -46,8 +55,9 @@ def check_same_rows(x: np.ndarray, y: np.ndarray, names: tuple[str, str] = ("x",
 
 
 def as_activations(x: object, name: str) -> np.ndarray | sp.csr_array:
-    """Activations (n_samples, n_items): a finite float64 array, or a float64 CSR copy with
-    duplicates summed and no stored zeros (sparse inputs stay sparse)."""
+    """Activations (n_samples, n_items): a finite float64 array (from an array-like or torch
+    tensor), or a float64 CSR copy with duplicates summed and no stored zeros (sparse inputs stay
+    sparse)."""
     if not sp.issparse(x):
         return as_matrix(x, name)
     if x.ndim != 2 or 0 in x.shape:

@@ -139,9 +139,9 @@ def test_compare_latents_rejects_decoders_that_do_not_match_the_latents():
 
     lat_a, lat_b, dec_a, dec_b = _planted_latents()
     with pytest.raises(ShapeError, match="dec_b: has 59 rows but lat_b has 60 latents"):
-        compare_latents(lat_a, lat_b, dec_a, dec_b[:59], n_perm=9)
+        compare_latents(lat_a, lat_b, dec_a, dec_b[:59], n_perm=19)
     with pytest.raises(ConfigError, match="precision"):
-        compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=9, precision="half")
+        compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=19, precision="half")
 
 
 def test_keep_masks_and_threshold_shape_the_pairing_and_its_null():
@@ -156,3 +156,104 @@ def test_keep_masks_and_threshold_shape_the_pairing_and_its_null():
     assert result.pairings["mutual"]["svcca"]["nulls"]["repair"]["p_value"] == pytest.approx(1 / 20)
     with pytest.raises(ShapeError, match="keep_b"):
         compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=19, keep_b=np.ones(3, dtype=bool))
+
+
+def _small_sae(seed: int = 0, n_latents: int = 24, d: int = 12) -> LinearSAE:
+    rng = np.random.default_rng(seed)
+    return LinearSAE(rng.standard_normal((n_latents, d)), np.zeros(d), threshold=0.5)
+
+
+class _RefusesToEncode(LinearSAE):
+    def encode(self, x):
+        raise AssertionError("encode() must not run before the options are checked")
+
+
+def test_too_few_samples_are_refused_before_pairing():
+    sae = _small_sae()
+    acts = np.random.default_rng(1).standard_normal((300, 12))
+    with pytest.raises(ShapeError, match=r"acts_a, acts_b: 5 samples \(rows\) are too few .* at least 100"):
+        compare(sae, sae, acts[:5], acts[:5], n_perm=19)
+    lat_a, lat_b, dec_a, dec_b = _planted_latents()
+    from featgeom.experiments.compare import compare_latents
+
+    with pytest.raises(ShapeError, match="lat_a, lat_b: 99 samples"):
+        compare_latents(lat_a[:99], lat_b[:99], dec_a, dec_b, n_perm=19)
+    with pytest.raises(ShapeError, match="lat_a has 99 rows but lat_b has 100"):
+        compare_latents(lat_a[:99], lat_b[:100], dec_a, dec_b, n_perm=19)
+
+
+@pytest.mark.parametrize(("n_perm", "message"), [
+    (1, r"n_perm: must be an integer >= 19, got 1"),
+    (18, r"n_perm: must be an integer >= 19, got 18"),
+    (10**12, r"n_perm: 1,000,000,000,000 permutations x 5 score\(s\) need .* GiB .* use at most"),
+])
+def test_unusable_n_perm_is_refused_before_any_work(n_perm, message):
+    from featgeom.experiments.compare import compare_latents
+
+    sae = _RefusesToEncode(np.eye(12, dtype=np.float32), np.zeros(12, dtype=np.float32))
+    acts = np.random.default_rng(1).standard_normal((300, 12))
+    with pytest.raises(ConfigError, match=message):
+        compare(sae, sae, acts, acts, n_perm=n_perm, modes="mutual")
+    lat_a, lat_b, dec_a, dec_b = _planted_latents()
+    with pytest.raises(ConfigError, match=message):
+        compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=n_perm, modes="mutual")
+
+
+def test_a_single_mode_name_is_one_mode():
+    from featgeom.experiments.compare import compare_latents
+
+    lat_a, lat_b, dec_a, dec_b = _planted_latents()
+    result = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=19, modes="mutual")
+    assert set(result.pairings) == {"mutual"} and set(result.pairs) == {"mutual"}
+
+
+def test_saes_whose_encode_does_not_fit_get_one_clear_error():
+    # (acts narrower than the SAE and sae=None: test_bad_inputs)
+    acts = np.random.default_rng(2).standard_normal((300, 12))
+    sae = _small_sae()
+    too_wide = _small_sae()
+    too_wide.encode = lambda x: torch.zeros((x.shape[0], 25))  # 25 latents, but 24 decoder rows
+    with pytest.raises(ShapeError, match=r"sae_b: encode\(\) returned Tensor of shape \(300, 25\) .* \(300, 24\)"):
+        compare(sae, too_wide, acts, acts, n_perm=19)
+    broken = _small_sae()
+    broken.b = torch.zeros(5)  # encode() cannot broadcast its bias
+    with pytest.raises(ConfigError, match=r"sae_a: encode\(\) failed on a \(300, 12\) batch of acts_a \(RuntimeError"):
+        compare(broken, sae, acts, acts, n_perm=19)
+
+
+class _Float64SAE:
+    """A float64 SAE whose encode() goes through F.linear, which (like real SAE kernels) refuses
+    float32 inputs."""
+
+    def __init__(self, w_dec: torch.Tensor):
+        self.W_dec = w_dec.double()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.nn.functional.linear(x, self.W_dec) - 0.5)
+
+
+def test_a_float64_sae_gets_batches_in_its_own_dtype():
+    acts = np.random.default_rng(3).standard_normal((300, 12))
+    single = _small_sae()
+    double = _Float64SAE(single.W_dec)
+    want = compare(single, single, acts, acts, n_perm=19, modes="mutual").pairings["mutual"]
+    got = compare(double, double, acts, acts, n_perm=19, modes="mutual").pairings["mutual"]
+    assert got["n_pairs"] == want["n_pairs"]
+    assert got["svcca"]["observed"] == pytest.approx(want["svcca"]["observed"], abs=1e-5)
+
+
+def test_tensors_that_require_grad_are_accepted():
+    from featgeom.experiments.compare import compare_latents
+
+    acts = np.random.default_rng(4).standard_normal((300, 12))
+    sae = _small_sae()
+    sae.W_dec.requires_grad_(True)  # an SAE being trained
+    want = compare(sae, sae, acts, acts, n_perm=19, modes="mutual").pairings["mutual"]
+    got = compare(sae, sae, torch.tensor(acts, requires_grad=True), torch.tensor(acts), n_perm=19,
+                  modes="mutual").pairings["mutual"]
+    assert got == want
+    lat_a, lat_b, dec_a, dec_b = _planted_latents()
+    dense_a, dense_b = torch.tensor(lat_a.toarray(), requires_grad=True), torch.tensor(lat_b.toarray())
+    got = compare_latents(dense_a, dense_b, torch.tensor(dec_a, requires_grad=True), dec_b, n_perm=19,
+                          modes="mutual")
+    assert got.pairings == compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=19, modes="mutual").pairings

@@ -223,3 +223,41 @@ def test_batches_with_different_widths_raise():
         acc.update(np.eye(3), np.ones((3, 4)))
     with pytest.raises(FeatgeomError, match="no samples"):
         CorrelationAccumulator().result()
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e150, 1e-150, 1e-300])
+def test_activations_whose_moments_would_overflow_or_underflow_are_refused(planted, scale):
+    a, b, _ = planted
+    for acts_a in (a * scale, sp.csr_array(a * scale)):
+        with pytest.raises(DataError, match=r"acts_a: latent\(s\) 0, 1, .* have activations of magnitude"):
+            activation_correlation(acts_a, b)
+    assert activation_correlation(a * 1e100, b * 1e-100).matrix == pytest.approx(
+        activation_correlation(a, b).matrix, abs=1e-12
+    )
+
+
+def test_fewer_than_min_samples_cannot_be_paired(planted):
+    from featgeom.match import MIN_SAMPLES, PermutedCorrelation, pair
+
+    a, b, _ = planted
+    assert MIN_SAMPLES == 100
+    few = activation_correlation(a[:99], b[:99])  # a correlation of few samples is still defined
+    with pytest.raises(ShapeError, match="corr_or_result: 99 samples .* too few to pair latents"):
+        pair(few, mode="mutual")
+    with pytest.raises(ShapeError, match=r"acts_a, acts_b: 5 samples \(rows\) are too few .* at least 100"):
+        PermutedCorrelation(a[:5], b[:5])
+    assert len(pair(PermutedCorrelation(a[:100], b[:100]).result(), mode="mutual")) > 0
+
+
+def test_torch_tensors_that_require_grad_are_accepted(planted):
+    torch = pytest.importorskip("torch")
+    from featgeom.match import PermutedCorrelation, pair_by_decoder_cosine
+
+    a, b, _ = planted
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    want = activation_correlation(a, b).matrix
+    np.testing.assert_array_equal(activation_correlation(ta, tb).matrix, want)
+    np.testing.assert_array_equal(PermutedCorrelation(ta, tb).result().matrix, want)
+    dec = np.random.default_rng(0).standard_normal((30, 8))
+    got = pair_by_decoder_cosine(torch.tensor(dec, requires_grad=True), dec)
+    np.testing.assert_array_equal(got.idx_b, np.arange(30))

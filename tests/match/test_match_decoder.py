@@ -75,3 +75,14 @@ def test_non_finite_decoder_raises(rng):
     dec_b[1, 1] = np.nan
     with pytest.raises(DataError, match="dec_b"):
         pair_by_decoder_cosine(rng.standard_normal((5, 4)), dec_b)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_decoders_near_the_float_limits_pair_like_their_unscaled_copies(rng, scale):
+    dec_a, dec_b = rng.standard_normal((12, 6)), rng.standard_normal((15, 6))
+    want = pair_by_decoder_cosine(dec_a, dec_b, mode="mutual")
+    for a, b in ((dec_a * scale, dec_b), (dec_a, dec_b * scale), (dec_a * scale, dec_b * scale)):
+        got = pair_by_decoder_cosine(a, b, mode="mutual")
+        np.testing.assert_array_equal(got.idx_a, want.idx_a)
+        np.testing.assert_array_equal(got.idx_b, want.idx_b)
+        np.testing.assert_allclose(got.score, want.score, atol=1e-12)

@@ -82,3 +82,12 @@ def test_errors_are_featgeom_errors_and_value_errors(metric, xy) -> None:
         metric(xy[0], xy[1][:3])
     with pytest.raises(ValueError):
         metric(xy[0], xy[1][:3])
+
+
+def test_torch_tensors_that_require_grad_are_accepted(metric, xy) -> None:
+    torch = pytest.importorskip("torch")
+    x, y = xy
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.tensor(y, dtype=torch.float32, requires_grad=True)
+    assert metric(tx, ty) == pytest.approx(metric(x, y.astype(np.float32)), abs=1e-12)
+    assert tx.grad is None and ty.requires_grad  # the caller's tensors are left untouched

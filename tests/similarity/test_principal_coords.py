@@ -11,7 +11,8 @@ from featgeom.similarity.base import principal_coords
 
 
 def _svd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    u, s, _ = np.linalg.svd(a - a.mean(axis=0), full_matrices=False)
+    """LAPACK's thin SVD of the centered (and power-of-two rescaled) ``a`` principal_coords reads."""
+    u, s, _ = np.linalg.svd(base.centered(a, "x"), full_matrices=False)
     return u, s
 
 

@@ -31,10 +31,27 @@ def test_unknown_kind(xy) -> None:
         null_test("cka", *xy, kind="bootstrap")
 
 
-@pytest.mark.parametrize("n_perm", [0, -5, 2.5, True, "100"])
+@pytest.mark.parametrize("n_perm", [0, -5, 1, 18, 2.5, True, "100"])
 def test_bad_n_perm(xy, n_perm) -> None:
-    with pytest.raises(ConfigError, match="n_perm: must be a positive integer"):
+    # p >= 1 / (1 + n_perm): n_perm = 1 always gave p >= 0.5, so it is refused below 19
+    with pytest.raises(ConfigError, match=r"n_perm: must be an integer >= 19, got .* reach 0.05"):
         null_test("cka", *xy, n_perm=n_perm)
+    with pytest.raises(ConfigError, match="n_perm: must be an integer >= 19"):
+        null_test("cka", *xy, n_perm=n_perm, kind="subset", pool_x=xy[0], pool_y=xy[1])
+
+
+def test_fewest_permutations_reach_p_005(xy) -> None:
+    x, _ = xy
+    assert null_test("procrustes", x, x, n_perm=19).p_value == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("kind", ["shuffle", "subset"])
+def test_n_perm_whose_null_would_not_fit_memory_is_refused_before_allocating(xy, kind) -> None:
+    pools = {"pool_x": xy[0], "pool_y": xy[1]} if kind == "subset" else {}
+    with pytest.raises(ConfigError, match=r"n_perm: 1,000,000,000,000 permutations x 1 score\(s\) need "
+                                          r"7,450.6 GiB of null scores, over the 2 GiB limit; use at most "
+                                          r"268,435,456 permutations"):
+        null_test("cka", *xy, n_perm=10**12, kind=kind, **pools)
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, None])
@@ -115,3 +132,12 @@ def test_pool_options(xy) -> None:
     pool_y[3, 1] = np.inf
     with pytest.raises(DataError, match="pool_y: contains 1 NaN or infinite"):
         null_test("cka", x, y, kind="subset", pool_x=x, pool_y=pool_y)
+
+
+def test_torch_tensors_that_require_grad_are_accepted(xy) -> None:
+    torch = pytest.importorskip("torch")
+    x, y = xy
+    tx, ty = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    assert null_test("cka", tx, ty, n_perm=19).p_value == null_test("cka", x, y, n_perm=19).p_value
+    subset = null_test("cka", tx, ty, n_perm=19, kind="subset", pool_x=tx, pool_y=ty)
+    assert subset.p_value == null_test("cka", x, y, n_perm=19, kind="subset", pool_x=x, pool_y=y).p_value

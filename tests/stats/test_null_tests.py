@@ -60,8 +60,8 @@ def test_float32_rounding_is_far_below_the_refinement_window() -> None:
     x = rng.standard_normal((3000, 256))
     y = x @ rng.standard_normal((256, 256)) + 2.0 * rng.standard_normal((3000, 256))
     metrics = ("svcca", "svcca_legacy", "cka", "procrustes")
-    single = null_tests(metrics, x, y, n_perm=6, seed=1, precision="float32")
-    double = null_tests(metrics, x, y, n_perm=6, seed=1)
+    single = null_tests(metrics, x, y, n_perm=19, seed=1, precision="float32")
+    double = null_tests(metrics, x, y, n_perm=19, seed=1)
     for metric in metrics:
         gap = np.abs(single[metric].null - double[metric].null).max()
         assert gap < null_module._FLOAT32_WINDOW / 100, metric
@@ -117,5 +117,29 @@ def test_bad_options(planted) -> None:
         null_tests(["cka"], x, y, precision="float16")
     with pytest.raises(ConfigError, match="precision: only kind='shuffle'"):
         null_test("cka", x, y, kind="subset", pool_x=x, pool_y=y, precision="float32")
-    with pytest.raises(ConfigError, match="n_perm: must be a positive integer"):
+    with pytest.raises(ConfigError, match="n_perm: must be an integer >= 19"):
         null_tests(["cka"], x, y, n_perm=0)
+    with pytest.raises(ConfigError, match=r"x 3 score\(s\) need .* use at most 89,478,485 permutations"):
+        null_tests(["cka", "rsa", "svcca"], x, y, n_perm=10**9)
+
+
+def test_a_single_metric_name_is_one_metric(planted) -> None:
+    x, y = planted
+    got = null_tests("cka", x, y, n_perm=19, seed=2)
+    assert list(got) == ["cka"]
+    np.testing.assert_array_equal(got["cka"].null, null_test("cka", x, y, n_perm=19, seed=2).null)
+
+
+@pytest.mark.filterwarnings("error")  # no overflow / underflow on the way
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_inputs_near_the_float_limits_get_the_unscaled_null(planted, scale: float, precision: str) -> None:
+    # every named metric is invariant to isotropic scaling; the kernels read rescaled sides
+    x, y = planted
+    want = null_tests(METRIC_NAMES, x, y, n_perm=19, seed=4, precision=precision)
+    for sx, sy in ((scale, 1.0), (1.0, scale), (scale, scale)):
+        got = null_tests(METRIC_NAMES, x * sx, y * sy, n_perm=19, seed=4, precision=precision)
+        for name in METRIC_NAMES:
+            assert got[name].observed == pytest.approx(want[name].observed, abs=1e-12), name
+            np.testing.assert_allclose(got[name].null, want[name].null, rtol=0, atol=1e-5, err_msg=name)
+            assert got[name].p_value == want[name].p_value, name

@@ -51,16 +51,16 @@ def test_permuted_correlation_equals_correlation_of_permuted_samples(dense):
 @pytest.mark.parametrize("mode", MODES)
 def test_null_equals_the_naive_loop_for_every_mode(mode):
     a, b, dec_a, dec_b = latents(shared=6)
-    got = repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure((mode,)), n_perm=15, seed=4)
-    want = naive_null(a, b, dec_a, dec_b, mode, 15, 4)
+    got = repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure((mode,)), n_perm=19, seed=4)
+    want = naive_null(a, b, dec_a, dec_b, mode, 19, 4)
     observed = pair(activation_correlation(a, b), mode=mode)
     for name, f in METRICS.items():
         test = got.tests[mode][name]
         np.testing.assert_allclose(test.null, want[name], atol=1e-9)
         assert test.observed == pytest.approx(f(dec_a[observed.idx_a], dec_b[observed.idx_b]), abs=1e-9)
         exceed = int(np.sum(want[name] >= test.observed - 1e-12 * max(1, abs(test.observed))))
-        assert test.p_value == (1 + exceed) / 16
-        assert test.kind == "repair" and test.n_perm == 15 and test.seed == 4
+        assert test.p_value == (1 + exceed) / 20
+        assert test.kind == "repair" and test.n_perm == 19 and test.seed == 4
 
 
 def test_threshold_and_keep_masks_are_repeated_in_every_draw():
@@ -68,9 +68,9 @@ def test_threshold_and_keep_masks_are_repeated_in_every_draw():
     keep_a = np.ones(30, dtype=bool)
     keep_a[::3] = False
     proc = PairingProcedure(("mutual",), min_corr=0.0, keep_a=keep_a)
-    got = repair_tests(a, b, dec_a, dec_b, procedure=proc, metrics=["svcca"], n_perm=10, seed=2)
+    got = repair_tests(a, b, dec_a, dec_b, procedure=proc, metrics=["svcca"], n_perm=19, seed=2)
     rng = np.random.default_rng(2)
-    for j in range(10):
+    for j in range(19):
         p = pair(activation_correlation(a, b[rng.permutation(600)]), mode="mutual", min_corr=0.0, keep_a=keep_a)
         assert got.tests["mutual"]["svcca"].null[j] == pytest.approx(svcca(dec_a[p.idx_a], dec_b[p.idx_b]), abs=1e-9)
         assert not np.isin(p.idx_a, np.flatnonzero(~keep_a)).any()
@@ -118,13 +118,13 @@ def test_subset_null_repairs_inside_random_subsets():
     a, b, dec_a, dec_b = latents(shared=10)
     chosen = np.zeros(30, dtype=bool)
     chosen[:12] = True
-    got = repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(("mutual",)), metrics=["cka"], n_perm=8,
+    got = repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(("mutual",)), metrics=["cka"], n_perm=19,
                        seed=3, kind="subset", subset_a=chosen)
     corr = activation_correlation(a, b)
     observed = pair(corr, mode="mutual", keep_a=chosen)
     assert got.tests["mutual"]["cka"].observed == pytest.approx(linear_cka(dec_a[observed.idx_a], dec_b[observed.idx_b]))
     rng = np.random.default_rng(3)
-    for j in range(8):
+    for j in range(19):
         mask = np.zeros(30, dtype=bool)
         mask[rng.choice(corr.alive_a, size=12, replace=False)] = True
         p = pair(corr, mode="mutual", keep_a=mask)
@@ -134,9 +134,9 @@ def test_subset_null_repairs_inside_random_subsets():
 
 def test_block_permutation_moves_whole_blocks():
     a, b, dec_a, dec_b = latents(n=600)
-    got = repair_tests(a, b, dec_a, dec_b, metrics=["svcca"], n_perm=5, seed=1, block_size=50)
+    got = repair_tests(a, b, dec_a, dec_b, metrics=["svcca"], n_perm=19, seed=1, block_size=50)
     rng = np.random.default_rng(1)
-    for j in range(5):
+    for j in range(19):
         order = rng.permutation(12)
         perm = (order[:, None] * 50 + np.arange(50)).ravel()
         p = pair(activation_correlation(a, b[perm]))
@@ -146,16 +146,16 @@ def test_block_permutation_moves_whole_blocks():
 
 def test_bad_input_gives_one_clear_error():
     a, b, dec_a, dec_b = latents()
-    with pytest.raises(DataError, match="too few for 999 distinct permutations"):
-        repair_tests(a[:6], b[:6], dec_a, dec_b, n_perm=999)
-    with pytest.raises(DataError, match="too few"):
+    with pytest.raises(ShapeError, match=r"acts_a, acts_b: 6 samples \(rows\) are too few"):
+        repair_tests(a[:6], b[:6], dec_a, dec_b, n_perm=19)
+    with pytest.raises(DataError, match="6 exchangeable block.* too few for 999 distinct permutations"):
         repair_tests(a, b, dec_a, dec_b, n_perm=999, block_size=100)
     with pytest.raises(ShapeError, match="block_size: 7 does not divide"):
-        repair_tests(a, b, dec_a, dec_b, n_perm=9, block_size=7)
+        repair_tests(a, b, dec_a, dec_b, n_perm=19, block_size=7)
     with pytest.raises(ShapeError, match="keep_a"):
-        repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(keep_a=np.ones(29, dtype=bool)), n_perm=9)
+        repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(keep_a=np.ones(29, dtype=bool)), n_perm=19)
     with pytest.raises(ShapeError, match="dec_b: has 23 rows"):
-        repair_tests(a, b, dec_a, dec_b[:23], n_perm=9)
+        repair_tests(a, b, dec_a, dec_b[:23], n_perm=19)
     with pytest.raises(ConfigError, match="kind"):
         repair_tests(a, b, dec_a, dec_b, kind="bootstrap")
     with pytest.raises(ConfigError, match="subset_a, subset_b"):
@@ -164,8 +164,12 @@ def test_bad_input_gives_one_clear_error():
         PairingProcedure(("closest",))
     with pytest.raises(ConfigError, match="metrics"):
         repair_tests(a, b, dec_a, dec_b, metrics=["svcca", "svcca"])
-    with pytest.raises(ConfigError, match="n_perm"):
-        repair_tests(a, b, dec_a, dec_b, n_perm=0)
+    for n_perm in (0, 1, 18):
+        with pytest.raises(ConfigError, match="n_perm: must be an integer >= 19"):
+            repair_tests(a, b, dec_a, dec_b, n_perm=n_perm)
+    # 5 metrics x 2 modes: refused before the (5 x 2 x n_perm) null is allocated
+    with pytest.raises(ConfigError, match=r"n_perm: 1,000,000,000,000 permutations x 10 score\(s\)"):
+        repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(("many_to_one", "mutual")), n_perm=10**12)
 
 
 def test_a_pairing_that_is_empty_under_permutation_is_refused():
@@ -173,7 +177,7 @@ def test_a_pairing_that_is_empty_under_permutation_is_refused():
     observed = pair(activation_correlation(a, b), mode="mutual")
     threshold = float(np.sort(observed.score)[-3])  # the planted pairs pass it, permuted ones do not
     with pytest.raises(DataError, match="null draw 0 .*cannot be formed"):
-        repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(("mutual",), min_corr=threshold), n_perm=9)
+        repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(("mutual",), min_corr=threshold), n_perm=19)
 
 
 def test_scores_of_more_pairs_than_rsa_keeps_use_rsas_own_subsample():
@@ -193,11 +197,11 @@ def test_subset_null_draws_as_many_pairable_latents_as_the_chosen_subset_holds()
     chosen = np.zeros(30, dtype=bool)
     chosen[:12] = True
     got = repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(("many_to_one",)), metrics=["cka"],
-                       n_perm=4, seed=1, kind="subset", subset_a=chosen)
+                       n_perm=19, seed=1, kind="subset", subset_a=chosen)
     corr = activation_correlation(a, b)
     assert 5 not in corr.alive_a
     rng = np.random.default_rng(1)
-    for j in range(4):
+    for j in range(19):
         mask = np.zeros(30, dtype=bool)
         mask[rng.choice(corr.alive_a, size=11, replace=False)] = True
         p = pair(corr, keep_a=mask)

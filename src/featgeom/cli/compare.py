@@ -7,14 +7,16 @@ from pathlib import Path
 import typer
 
 from featgeom.errors import ConfigError
+from featgeom.match.correlation import MIN_SAMPLES
+from featgeom.stats.null import MIN_N_PERM
 
 
 def compare_cmd(
     sae_a: Path = typer.Argument(..., help="First SAE artifact directory."),
     sae_b: Path = typer.Argument(..., help="Second SAE artifact directory."),
     family: Path = typer.Option(..., "--family", help="Family artifact both SAEs were trained on."),
-    samples: int = typer.Option(20_000, "--samples", help="Shared inputs to compare on."),
-    n_perm: int = typer.Option(1000, "--n-perm", help="Draws per null."),
+    samples: int = typer.Option(20_000, "--samples", min=MIN_SAMPLES, help="Shared inputs to compare on."),
+    n_perm: int = typer.Option(1000, "--n-perm", min=MIN_N_PERM, help="Draws per null."),
     null: list[str] = typer.Option(["repair"], "--null", help="Null(s): 'repair' (valid: permuted samples, "
                                    "pairing recomputed) and/or 'shuffle' (the paper's Test 1). Repeatable."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the inputs and of the nulls."),

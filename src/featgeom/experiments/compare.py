@@ -21,7 +21,9 @@ import scipy.sparse as sp
 from featgeom.checks import as_matrix, check_same_rows
 from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.match import PermutedCorrelation
+from featgeom.match.correlation import check_samples
 from featgeom.stats import PRECISIONS, PairingProcedure, null_tests, repair_tests
+from featgeom.stats.null import check_permutations
 from featgeom.stats.repair import MIN_PAIRS
 
 SIMILARITY_METRICS = ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
@@ -57,23 +59,45 @@ class CompareResult:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-def encode(sae: Any, acts: np.ndarray, batch_size: int = 4096) -> sp.csr_matrix:
-    """Latent activations (n, n_latents) of an SAELens-style SAE (``encode``) as a CSR matrix."""
+def encode(sae: Any, acts: np.ndarray, side: str, n_latents: int, batch_size: int = 4096) -> sp.csr_matrix:
+    """Latent activations (n, n_latents) of an SAELens-style SAE (``encode``) as a float32 CSR matrix.
+
+    Batches of ``batch_size`` rows of acts (n, d) go to the device and dtype of ``sae.W_dec`` (a
+    torch tensor; otherwise they stay float32 CPU tensors); see :func:`_encoded` for the errors.
+    """
     import torch
 
+    w_dec = sae.W_dec
+    where = {"device": w_dec.device, "dtype": w_dec.dtype} if isinstance(w_dec, torch.Tensor) else {}
     parts = []
     with torch.no_grad():
         for start in range(0, acts.shape[0], batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(acts[start:start + batch_size], dtype=np.float32))
-            parts.append(sp.csr_matrix(sae.encode(chunk).detach().cpu().numpy()))
+            chunk = torch.as_tensor(np.ascontiguousarray(acts[start:start + batch_size]), **where)
+            parts.append(sp.csr_matrix(_encoded(sae, chunk, side, n_latents)))
     return sp.vstack(parts, format="csr")
 
 
-def decoder_rows(sae: Any) -> np.ndarray:
+def _encoded(sae: Any, chunk: Any, side: str, n_latents: int) -> np.ndarray:
+    """sae.encode(chunk) as a float32 (rows, n_latents) array; ConfigError naming sae_{side} when
+    encode() fails, ShapeError when it does not return one column per decoder row."""
+    import torch
+
+    try:
+        out = sae.encode(chunk)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"sae_{side}: encode() failed on a {tuple(chunk.shape)} batch of acts_{side} "
+                          f"({type(exc).__name__}: {exc})") from None
+    shape, want = tuple(getattr(out, "shape", ())), (chunk.shape[0], n_latents)
+    if not isinstance(out, torch.Tensor) or shape != want:
+        raise ShapeError(f"sae_{side}: encode() returned {type(out).__name__} of shape {shape} for "
+                         f"{want[0]} rows of acts_{side}; expected a tensor of shape {want}, one column "
+                         "per W_dec row")
+    return out.detach().to("cpu", torch.float32).numpy()
+
+
+def decoder_rows(sae: Any, name: str = "W_dec") -> np.ndarray:
     """Decoder directions (n_latents, d) of an SAELens-style SAE (``W_dec``) or an array."""
-    w = getattr(sae, "W_dec", sae)
-    w = w.detach().cpu().numpy() if hasattr(w, "detach") else np.asarray(w)
-    return as_matrix(w, "W_dec")
+    return as_matrix(getattr(sae, "W_dec", sae), name)
 
 
 def compare(
@@ -86,15 +110,17 @@ def compare(
     """Measure how similar two SAEs are on the same inputs.
 
     sae_a, sae_b: SAELens SAEs (anything with ``encode`` and ``W_dec``); acts_a (n, d_a), acts_b
-    (n, d_b): the two models' activations on the same n inputs (row i = same input).
-    Encodes both and runs :func:`compare_latents` (all other arguments as there).
+    (n, d_b): the two models' activations on the same n >= 100 inputs (row i = same input;
+    featgeom.match.MIN_SAMPLES). Encodes both and runs :func:`compare_latents` (all other
+    arguments as there); every option is checked before anything is encoded.
     """
+    modes, _ = _checked_options(modes, nulls, precision, n_perm, seed)
     acts_a, acts_b = as_matrix(acts_a, "acts_a", np.float32), as_matrix(acts_b, "acts_b", np.float32)
     check_same_rows(acts_a, acts_b, ("acts_a", "acts_b"))
-    modes = _checked_modes(modes)
+    check_samples(acts_a.shape[0], "acts_a, acts_b")
     dec_a, dec_b = _checked_decoder(sae_a, acts_a, "a"), _checked_decoder(sae_b, acts_b, "b")
     return compare_latents(
-        encode(sae_a, acts_a), encode(sae_b, acts_b), dec_a, dec_b,
+        encode(sae_a, acts_a, "a", dec_a.shape[0]), encode(sae_b, acts_b, "b", dec_b.shape[0]), dec_a, dec_b,
         modes=modes, n_perm=n_perm, seed=seed, rsa_max_items=rsa_max_items,
         ground_truth=ground_truth, precision=precision, nulls=nulls, min_corr=min_corr, keep_a=keep_a,
         keep_b=keep_b, block_size=block_size,
@@ -128,17 +154,21 @@ def compare_latents(
       published numbers.
 
     ``ground_truth`` adds the metrics only a synthetic family allows (see :class:`GroundTruth`).
+
+    Refused before any work: fewer than featgeom.match.MIN_SAMPLES (100) samples (ShapeError:
+    chance correlations would swamp real ones), n_perm below 19 (p-values could never reach 0.05)
+    or so large that the null scores would not fit 2 GiB (ConfigError;
+    :func:`featgeom.stats.null.check_permutations`).
     """
-    modes = _checked_modes(modes)
-    nulls = checked_nulls(nulls)
+    modes, nulls = _checked_options(modes, nulls, precision, n_perm, seed)
     dec_a, dec_b = as_matrix(dec_a, "dec_a"), as_matrix(dec_b, "dec_b")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision: unknown {precision!r} (allowed: {', '.join(PRECISIONS)})")
     for lat, dec, side in ((lat_a, dec_a, "a"), (lat_b, dec_b, "b")):
         if len(getattr(lat, "shape", ())) != 2:
             raise ShapeError(f"lat_{side}: expected a 2-D (n_samples, n_latents) array, got {type(lat).__name__}")
         if dec.shape[0] != lat.shape[1]:
             raise ShapeError(f"dec_{side}: has {dec.shape[0]} rows but lat_{side} has {lat.shape[1]} latents")
+    check_same_rows(lat_a, lat_b, ("lat_a", "lat_b"))
+    check_samples(lat_a.shape[0], "lat_a, lat_b")
     top_k = partners_kept(lat_a.shape[1], lat_b.shape[1], modes)
     procedure = PairingProcedure(modes, min_corr=min_corr, keep_a=keep_a, keep_b=keep_b, top_k=top_k)
     metric_kwargs = {"rsa": {"max_items": rsa_max_items}}
@@ -177,9 +207,19 @@ def partners_kept(n_a: int, n_b: int, modes: Sequence[str]) -> int | None:
     return 1 if set(modes) <= set(BEST_PARTNER_MODES) else 8
 
 
-def _checked_modes(modes: Sequence[str] | str) -> tuple[str, ...]:
-    """The pairing modes as a tuple (a single name is one mode); ConfigError as PairingProcedure."""
-    return PairingProcedure(modes).modes
+def _checked_options(
+    modes: Sequence[str] | str, nulls: Sequence[str], precision: str, n_perm: int, seed: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(modes, nulls) as tuples (a single mode name is one mode); ConfigError for a bad option.
+
+    n_perm and seed as :func:`featgeom.stats.null.check_permutations` checks them, with one null
+    score per metric, mode and null.
+    """
+    modes, nulls = PairingProcedure(modes).modes, checked_nulls(nulls)
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: unknown {precision!r} (allowed: {', '.join(PRECISIONS)})")
+    check_permutations(n_perm, seed, n_scores=len(SIMILARITY_METRICS) * len(modes) * len(nulls))
+    return modes, nulls
 
 
 def checked_nulls(nulls: Sequence[str]) -> tuple[str, ...]:
@@ -197,7 +237,7 @@ def _checked_decoder(sae: Any, acts: np.ndarray, side: str) -> np.ndarray:
     (``encode`` and ``W_dec``) that reads activations of acts' width."""
     if not hasattr(sae, "encode") or not hasattr(sae, "W_dec"):
         raise ConfigError(f"sae_{side}: expected an SAE with encode() and W_dec, got {type(sae).__name__}")
-    dec = decoder_rows(sae)
+    dec = decoder_rows(sae, f"sae_{side}.W_dec")
     if dec.shape[1] != acts.shape[1]:
         raise ShapeError(f"acts_{side}: has width {acts.shape[1]} but sae_{side} reads {dec.shape[1]}-dim activations")
     return dec

@@ -126,16 +126,18 @@ class CompareSpec:
     nulls: list[str] = field(default_factory=lambda: ["repair"])
 
     def __post_init__(self) -> None:
-        from featgeom.experiments.compare import checked_nulls
+        from featgeom.experiments.compare import SIMILARITY_METRICS, checked_nulls
+        from featgeom.match.correlation import MIN_SAMPLES
+        from featgeom.stats.null import check_permutations
 
         checked_nulls(self.nulls)  # ConfigError "nulls: ..." names the field
-        if self.samples < 100:
-            raise field_error("samples", f"must be >= 100, got {self.samples}")
-        if self.n_perm < 19:
-            raise field_error("n_perm", f"must be >= 19 (p-values below 0.05 need it), got {self.n_perm}")
+        if self.samples < MIN_SAMPLES:
+            raise field_error("samples", f"must be >= {MIN_SAMPLES}, got {self.samples}")
         unknown = [m for m in self.modes if m not in PAIR_MODES]
         if not self.modes or unknown:
             raise field_error("modes", f"unknown pairing mode {unknown[0] if unknown else None!r} (any of {', '.join(PAIR_MODES)})")
+        # at least MIN_N_PERM draws, and null scores that fit in memory ("n_perm: ..." / "seed: ...")
+        check_permutations(self.n_perm, self.seed, n_scores=len(SIMILARITY_METRICS) * len(self.modes) * len(self.nulls))
         if self.sae_seeds not in SAE_SEED_RULES:
             raise field_error("sae_seeds", f"must be one of {', '.join(SAE_SEED_RULES)}, got {self.sae_seeds!r}")
         check_seed("seed", self.seed)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom.checks import as_activations, check_same_rows
+from featgeom.checks import as_activations, check_same_rows, to_numpy
 from featgeom.errors import DataError, ShapeError
 from featgeom.match._sparse_best import Axis, best_partners
 from featgeom.match._topk import both_sides
@@ -39,6 +39,15 @@ _DENSE_CROSS_RATIO = 32
 _DENSE_BATCH_BYTES = 64 << 20
 # |mean| / std above which raw-moment variances and covariances lose more than ~1e-7.
 _MAX_MEAN_TO_STD = 1e4
+# Largest |activation| of an alive latent must lie in this range: beyond it, squares and cross
+# products in the raw moments overflow or underflow float64 (1e140^2 * 1e28 samples < 1.8e308).
+_MAGNITUDES = (1e-140, 1e140)
+# Fewest samples a pairing by correlation (and a null over it) accepts. Over n samples the
+# correlation of two unrelated latents spreads ~ 1/sqrt(n) around 0 and the best of N candidate
+# partners reaches ~ sqrt(2 ln N / n), so with fewer samples chance correlations of 0.1-1 swamp
+# real ones (a latent active on one sample correlates 1 with every latent active only there).
+# 100 samples also leave 100! distinct sample permutations, far more than any null draws.
+MIN_SAMPLES = 100
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,11 @@ class _Moments:
         np.maximum(self.high, high, out=self.high)
 
     def finish(self, n: int, name: str) -> _Side:
-        """Split latents into alive/dead/constant; mean and std (population) of alive ones."""
+        """Split latents into alive/dead/constant; mean and std (population) of alive ones.
+
+        DataError when an alive latent's largest |activation| lies outside _MAGNITUDES (its
+        moments would over- or underflow) or its mean dwarfs its std (raw moments too inexact).
+        """
         alive = np.flatnonzero(self.high > self.low)
         dead = np.flatnonzero(self.active == 0)
         constant = np.flatnonzero((self.active > 0) & (self.high == self.low))
@@ -123,6 +136,15 @@ class _Moments:
             raise DataError(
                 f"{name}: all {self.n_latents} latents are dead ({dead.size}) or constant "
                 f"({constant.size}) over {n} samples, so no correlation is defined"
+            )
+        peak = np.maximum(np.abs(self.low[alive]), np.abs(self.high[alive]))
+        extreme = alive[(peak < _MAGNITUDES[0]) | (peak > _MAGNITUDES[1])]
+        if extreme.size:
+            raise DataError(
+                f"{name}: latent(s) {preview(extreme)} have activations of magnitude "
+                f"{peak[np.searchsorted(alive, extreme[0])]:.3g}, outside [{_MAGNITUDES[0]:g}, "
+                f"{_MAGNITUDES[1]:g}], where the raw moments over- or underflow; multiply the "
+                "activations by a constant first (correlation is scale-invariant)"
             )
         mean = self.total[alive] / n
         sd = np.sqrt(np.maximum(self.total_sq[alive] / n - mean * mean, 0.0))
@@ -205,6 +227,16 @@ class CorrelationAccumulator:
         return total
 
 
+def check_samples(n_samples: int, names: str) -> None:
+    """ShapeError naming ``names`` unless n_samples >= MIN_SAMPLES (100; see its comment)."""
+    if n_samples < MIN_SAMPLES:
+        raise ShapeError(
+            f"{names}: {n_samples} samples (rows) are too few to pair latents by correlation; "
+            f"need at least {MIN_SAMPLES} (unrelated latents correlate by ~1/sqrt(n_samples) by "
+            "chance, and latents active on the same single sample correlate exactly 1)"
+        )
+
+
 def finish_correlation(
     cross: np.ndarray | sp.csc_array,
     sides: tuple[_Side, _Side],
@@ -266,7 +298,8 @@ class PermutedCorrelation:
     partners; with ``top_k=1`` and a sparse S, read off S's stored entries in O(nnz(S)) instead
     of O(n_a n_b) dense blocks, with the same ids and bit-identical values).
     ``result(identity)`` is exactly what :func:`activation_correlation` returns for the two
-    whole matrices in one batch (same arithmetic).
+    whole matrices in one batch (same arithmetic). ShapeError for fewer than MIN_SAMPLES (100)
+    samples: this serves pairings and their permutation nulls.
     """
 
     def __init__(self, acts_a: object, acts_b: object, *, top_k: int | None = None, block_mb: int = 4) -> None:
@@ -274,6 +307,7 @@ class PermutedCorrelation:
         self._block_bytes = positive_int(block_mb, "block_mb") << 20
         a, b = _batch(acts_a, "acts_a"), _batch(acts_b, "acts_b")
         check_same_rows(a, b, ("acts_a", "acts_b"))
+        check_samples(a.shape[0], "acts_a, acts_b")
         self.n_samples = a.shape[0]
         moments = _Moments(a.shape[1]), _Moments(b.shape[1])
         moments[0].update(a)
@@ -470,7 +504,7 @@ def _whole(x: object, name: str) -> np.ndarray | sp.csr_array:
         m = sp.csr_array(x) if x.ndim == 2 else x
     else:
         try:
-            m = np.asarray(x)
+            m = np.asarray(to_numpy(x))
         except (TypeError, ValueError) as exc:
             raise DataError(f"{name}: cannot be read as a numeric array ({exc})") from None
     if m.ndim != 2 or 0 in m.shape:

@@ -53,12 +53,17 @@ def pair_by_decoder_cosine(
 
 
 def _unit_rows(x: np.ndarray, ids: np.ndarray, name: str, mask_name: str) -> np.ndarray:
-    """Rows of ``x`` (n, d) scaled to unit length; zero rows (ids given) -> DataError."""
-    norms = np.linalg.norm(x, axis=1)
-    zero = norms == 0
+    """Rows of ``x`` (n, d) scaled to unit length; zero rows (ids given) -> DataError.
+
+    Each row is first divided by its largest |entry|, so the squares in its norm neither overflow
+    nor underflow: rows near 1e300 or 1e-300 get the directions of their unscaled copies.
+    """
+    peak = np.abs(x).max(axis=1)
+    zero = peak == 0
     if zero.any():
         raise DataError(
             f"{name}: row(s) {preview(ids[zero])} have zero norm, so their cosine is undefined; "
             f"leave them out with {mask_name}"
         )
-    return x / norms[:, None]
+    x = x / peak[:, None]
+    return x / np.linalg.norm(x, axis=1)[:, None]

@@ -25,7 +25,7 @@ from featgeom.match import _dense
 from featgeom.match._candidates import Context, pair_topk
 from featgeom.match._topk import TopK
 from featgeom.match._validate import bool_mask, choice, threshold
-from featgeom.match.correlation import CorrelationResult
+from featgeom.match.correlation import CorrelationResult, check_samples
 
 MODES = ("many_to_one", "one_to_many", "mutual", "greedy", "hungarian")
 
@@ -85,8 +85,10 @@ def pair(
     """Pair A and B latents by Pearson correlation.
 
     corr_or_result: a correlation matrix (n_a, n_b) or a :class:`CorrelationResult` (full or
-    top-k; 'hungarian' needs the full matrix). keep_a (n_a,) / keep_b (n_b,): boolean masks of
-    the latents allowed in pairs (for a result: over all latents; dead/constant ones never pair).
+    top-k; 'hungarian' needs the full matrix; ShapeError when computed from fewer than
+    MIN_SAMPLES = 100 samples, too few for a meaningful pairing). keep_a (n_a,) / keep_b (n_b,):
+    boolean masks of the latents allowed in pairs (for a result: over all latents; dead/constant
+    ones never pair).
     """
     return pair_scores(
         _scores_of(corr_or_result), mode, ("min_corr", min_corr), keep_a, keep_b, "pearson"
@@ -96,6 +98,7 @@ def pair(
 def _scores_of(x: object) -> Scores:
     """Scores of a CorrelationResult (full or top-k) or of a plain (n_a, n_b) matrix."""
     if isinstance(x, CorrelationResult):
+        check_samples(x.n_samples, "corr_or_result")
         if x.matrix is not None:
             return Scores(x.alive_a, x.alive_b, x.n_latents_a, x.n_latents_b, matrix=x.matrix)
         assert x.top_b_for_a is not None and x.top_a_for_b is not None

@@ -12,7 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom.checks import as_activations, as_matrix
+from featgeom.checks import as_activations, as_matrix, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
 
 _NORM_FLOOR = 1e-8
@@ -21,16 +21,9 @@ _BLOCK_BYTES = 32 << 20  # size of one dense float64 block of a row-blocked comp
 Acts = np.ndarray | sp.csr_array
 
 
-def to_numpy(x: object) -> object:
-    """Detach torch tensors (duck-typed, torch is never imported); everything else unchanged."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):
-        return x.detach().cpu().numpy()
-    return x
-
-
 def matrix(x: object, name: str) -> np.ndarray:
     """``x`` (a NumPy array, nested list or torch tensor) as a finite non-empty float64 matrix."""
-    return as_matrix(to_numpy(x), name)
+    return as_matrix(x, name)
 
 
 def same_dim(x: np.ndarray, y: np.ndarray, names: tuple[str, str]) -> None:
@@ -61,7 +54,7 @@ def row_blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
 
 def activations(x: object, name: str) -> Acts:
     """Activations (n_samples, n_items): finite float64 array, or float64 CSR w/o stored zeros."""
-    return as_activations(to_numpy(x), name)
+    return as_activations(x, name)
 
 
 def columns(x: Acts, n: int, name: str, what: str) -> None:

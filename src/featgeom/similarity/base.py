@@ -1,7 +1,13 @@
-"""Shared input handling for the similarity metrics: paired-row checks, centering, thin PCA.
+"""Shared input handling of the similarity metrics: paired rows, rescaling, centering, thin PCA.
 
 Convention everywhere: ``x`` has shape (n_items, dim_x), ``y`` has shape (n_items, dim_y), row i of
 ``x`` is paired with row i of ``y``; rows are items, columns are features.
+
+Every metric is invariant to isotropic scaling of either side (each docstring says so), so each
+side is rescaled by a power of two before anything is squared (:func:`rescaled`): inputs of any
+finite magnitude, 1e-300 or 1e300, give the value their unscaled copy gives, with no overflow,
+underflow, NaN or LinAlgError, and ordinary inputs give the same value as without rescaling (a
+power-of-two factor is exact in floating point and cancels out of every metric).
 """
 
 from __future__ import annotations
@@ -36,11 +42,31 @@ def paired_inputs(x: object, y: object, *, min_rows: int) -> tuple[np.ndarray, n
     return xa, ya
 
 
+def rescaled(a: np.ndarray) -> np.ndarray:
+    """``a * 2**-e``, with e the binary exponent of max |a| (max |a| = m 2**e, 0.5 <= m < 1).
+
+    So max |result| lies in [0.5, 1): squares, sums and products of the entries can neither
+    overflow nor underflow to zero. Multiplying by a power of two only shifts exponents, so it is
+    exact (only entries below ~1e-308 times the largest one, negligible next to it, lose bits).
+    An all-zero ``a`` is returned unchanged.
+    """
+    peak = float(np.max(np.abs(a)))
+    if peak == 0.0:
+        return a
+    return np.ldexp(a, -int(np.frexp(peak)[1]))
+
+
 def centered(a: np.ndarray, name: str) -> np.ndarray:
-    """Return ``a - mean(a, axis=0)``; DataError if all rows of ``a`` are identical."""
+    """``a - mean(a, axis=0)``, rescaled (:func:`rescaled`) before and after centering.
+
+    The result is c / 2**e for the exact centered c and some integer e, with max |entry| in
+    [0.5, 1): every metric here is invariant to that factor. DataError if all rows of ``a`` are
+    identical (then c = 0).
+    """
     if np.all(a == a[0]):
         raise DataError(f"{name}: all rows are identical, so it has no variance to compare")
-    return a - a.mean(axis=0)
+    a = rescaled(a)
+    return rescaled(a - a.mean(axis=0))
 
 
 def principal_coords(a: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -48,9 +74,10 @@ def principal_coords(a: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
 
     Returns ``(u, s)``: u (n, r) orthonormal left singular vectors (principal directions in item
     space, each with zero mean) and s (r,) singular values in descending order, so that
-    ``u * s`` are the principal-component scores of ``a``. Tall, well-conditioned inputs go
-    through the (d, d) Gram matrix (see :func:`_gram_coords`); everything else through LAPACK's
-    SVD, cut where s <= s[0] * max(n, d) * eps.
+    ``u * s`` are the principal-component scores of ``a``, up to the power-of-two factor of
+    :func:`centered` (s is proportional to the singular values of the centered ``a``). Tall,
+    well-conditioned inputs go through the (d, d) Gram matrix (see :func:`_gram_coords`);
+    everything else through LAPACK's SVD, cut where s <= s[0] * max(n, d) * eps.
     """
     c = centered(a, name)
     if c.shape[0] >= 2 * c.shape[1]:

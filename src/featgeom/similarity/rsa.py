@@ -12,7 +12,7 @@ from scipy.spatial.distance import pdist
 from scipy.stats import rankdata
 
 from featgeom.errors import ConfigError, DataError
-from featgeom.similarity.base import is_integer, paired_inputs
+from featgeom.similarity.base import is_integer, paired_inputs, rescaled
 
 RDM_KINDS = ("euclidean", "correlation", "cosine")
 COMPARE_KINDS = ("spearman", "pearson")
@@ -98,7 +98,13 @@ def _check_options(rdm: str, compare: str) -> None:
 
 
 def _rdm(a: np.ndarray, name: str, kind: str) -> np.ndarray:
-    """Condensed dissimilarities (n(n-1)/2,) among the rows of ``a`` (n, d)."""
+    """Condensed dissimilarities (n(n-1)/2,) among the rows of ``a`` (n, d), up to a factor.
+
+    ``a`` is rescaled by a power of two first (:func:`featgeom.similarity.base.rescaled`): that
+    multiplies Euclidean dissimilarities by the same factor, leaves cosine and correlation ones
+    unchanged, and so never changes RSA (ranks and Pearson correlations are scale-invariant),
+    while keeping pdist's squares finite and nonzero for inputs near 1e300 or 1e-300.
+    """
     if kind != "euclidean":
         bad = np.all(a == (a[:, :1] if kind == "correlation" else 0.0), axis=1)
         if bad.any():
@@ -106,7 +112,7 @@ def _rdm(a: np.ndarray, name: str, kind: str) -> np.ndarray:
                 f"{name}: row {int(np.argmax(bad))} {_UNDEFINED_ROW[kind]}, "
                 f"so its {kind} distance is undefined"
             )
-    return pdist(a, metric=kind)
+    return pdist(rescaled(a), metric=kind)
 
 
 def _comparable(d: np.ndarray, name: str, compare: str) -> np.ndarray:

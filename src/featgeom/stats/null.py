@@ -33,6 +33,9 @@ from featgeom.stats.kernels import (
 
 KINDS = ("shuffle", "subset")
 PRECISIONS = {"float64": np.float64, "float32": np.float32}
+# p >= 1 / (1 + n_perm): from 19 permutations on, p can reach 0.05 (with fewer it never can)
+MIN_N_PERM = 19
+NULL_BYTES_LIMIT = 2 << 30  # float64 null scores one call may hold (2 GiB), checked before allocating
 _BATCH_BYTES = 64 * 2**20  # scratch memory budget of one batch of permutations
 _TIE_RTOL = 1e-12  # null scores this close to the observed one count as reaching it
 # float32 null scores this close (relative to max(1, |observed|)) to the observed score are
@@ -123,12 +126,15 @@ def null_test(
 
     p-value = (1 + #{null >= observed}) / (1 + n_perm), where null scores within 1e-12 (relative)
     of the observed one count as ties, so rounding never shrinks p (e.g. when a permutation happens
-    to be the identity). Same inputs and seed give the same numbers. Errors raised by the metric
-    on a subset draw propagate (the paper's code silently skipped such draws).
+    to be the identity). ``n_perm`` >= 19 (MIN_N_PERM), so that p can reach 0.05, and small enough
+    for the null scores to fit 2 GiB (:func:`check_permutations`). Same inputs and seed give the
+    same numbers. Errors raised by the metric on a subset draw propagate (the paper's code silently
+    skipped such draws).
     Raises ConfigError for an unknown metric/kind, bad n_perm/seed/metric_kwargs or misplaced
     pools; ShapeError/DataError for bad x, y or pools, as the metric itself would.
     """
-    label = _check_options(metric, kind, n_perm, seed, (pool_x, pool_y, paired_pool), metric_kwargs)
+    check_permutations(n_perm, seed, n_scores=1)
+    label = _check_options(metric, kind, (pool_x, pool_y, paired_pool), metric_kwargs)
     _check_precision(precision, kind)
     kwargs = dict(metric_kwargs or {})
     xa, ya = paired_inputs(x, y, min_rows=2)
@@ -143,7 +149,7 @@ def null_test(
 
 
 def null_tests(
-    metrics: Sequence[str | Metric],
+    metrics: Sequence[str | Metric] | str,
     x: object,
     y: object,
     *,
@@ -152,7 +158,8 @@ def null_tests(
     metric_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     precision: str = "float64",
 ) -> dict[str, NullTestResult]:
-    """Shuffle null tests of several metrics on the same permutations, keyed by metric name.
+    """Shuffle null tests of several metrics (a single name is one metric) on the same permutations,
+    keyed by metric name.
 
     Each result is the one ``null_test(metric, x, y, n_perm=n_perm, seed=seed,
     metric_kwargs=metric_kwargs.get(name), precision=precision)`` returns (same permutations,
@@ -162,14 +169,16 @@ def null_tests(
     ``__name__``) to its keyword arguments. ConfigError for an empty or duplicated metric list or
     kwargs of a metric not listed; other errors as null_test.
     """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     labels = [metric_label(m) for m in metrics]
     kwargs = dict(metric_kwargs or {})
     if not labels or len(set(labels)) < len(labels):
         raise ConfigError(f"metrics: need distinct metrics, got {labels}")
     if not set(kwargs) <= set(labels):
         raise ConfigError(f"metric_kwargs: for metrics not listed: {sorted(set(kwargs) - set(labels))}")
+    check_permutations(n_perm, seed, n_scores=len(labels))
     for metric, label in zip(metrics, labels):
-        _check_options(metric, "shuffle", n_perm, seed, (None, None, False), kwargs.get(label))
+        _check_options(metric, "shuffle", (None, None, False), kwargs.get(label))
     _check_precision(precision, "shuffle")
     xa, ya = paired_inputs(x, y, min_rows=2)
     requests = [(m, dict(kwargs.get(label) or {})) for m, label in zip(metrics, labels)]
@@ -198,22 +207,40 @@ def _check_precision(precision: str, kind: str) -> None:
         raise ConfigError("precision: only kind='shuffle' supports float32")
 
 
+def check_permutations(n_perm: object, seed: object, *, n_scores: int) -> None:
+    """ConfigError unless ``n_perm`` and ``seed`` can run a permutation test of ``n_scores`` nulls.
+
+    n_perm: an integer >= MIN_N_PERM = 19. Every p-value is at least p_min = 1 / (1 + n_perm), so
+    with fewer permutations no result could ever reach p <= 0.05 (n_perm = 1 would always report
+    p >= 0.5). And the null scores, 8 * n_scores * n_perm bytes of float64, must fit
+    NULL_BYTES_LIMIT (2 GiB): refused here, before anything is allocated. seed: an integer >= 0.
+    """
+    if not is_integer(n_perm) or n_perm < MIN_N_PERM:
+        raise ConfigError(
+            f"n_perm: must be an integer >= {MIN_N_PERM}, got {n_perm!r} (p-values are at least "
+            f"1 / (1 + n_perm), and only from {MIN_N_PERM} permutations on can they reach 0.05)"
+        )
+    if 8 * n_scores * n_perm > NULL_BYTES_LIMIT:
+        most = NULL_BYTES_LIMIT // (8 * n_scores)
+        raise ConfigError(
+            f"n_perm: {n_perm:,} permutations x {n_scores} score(s) need "
+            f"{8 * n_scores * n_perm / 2**30:,.1f} GiB of null scores, over the "
+            f"{NULL_BYTES_LIMIT / 2**30:g} GiB limit; use at most {most:,} permutations"
+        )
+    if not is_integer(seed) or seed < 0:
+        raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
+
+
 def _check_options(
     metric: str | Metric,
     kind: str,
-    n_perm: int,
-    seed: int,
     pool_options: tuple[object, object, bool],
     metric_kwargs: object,
 ) -> str:
-    """Validate the options (not the arrays); return the metric's printable name."""
+    """Validate the options other than n_perm and seed (not the arrays); return the metric's name."""
     pool_x, pool_y, paired_pool = pool_options
     if kind not in KINDS:
         raise ConfigError(f"kind: unknown null {kind!r} (allowed: {', '.join(KINDS)})")
-    if not is_integer(n_perm) or n_perm < 1:
-        raise ConfigError(f"n_perm: must be a positive integer, got {n_perm!r}")
-    if not is_integer(seed) or seed < 0:
-        raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
     if metric_kwargs is not None and not isinstance(metric_kwargs, Mapping):
         type_name = type(metric_kwargs).__name__
         raise ConfigError(f"metric_kwargs: must be a mapping or None, got {type_name}")

@@ -55,7 +55,7 @@ from featgeom.match import MODES, CorrelationResult, Pairing, PermutedCorrelatio
 from featgeom.match._validate import bool_mask
 from featgeom.similarity.base import is_integer
 from featgeom.stats.kernels import METRIC_NAMES, metric_label, paired_scores
-from featgeom.stats.null import NullTestResult, summarize_null
+from featgeom.stats.null import NullTestResult, check_permutations, summarize_null
 
 REPAIR_KINDS = ("permute", "subset")
 MIN_PAIRS = 3  # the fewest pairs every similarity metric accepts (RSA needs 3 items)
@@ -140,14 +140,17 @@ def repair_tests(
     ``subset_b`` (boolean masks (n_a,) / (n_b,); None: that side is not restricted), drawn with
     ``rng.choice`` among the pairable latents.
 
-    p-values: (1 + #{null >= observed}) / (1 + n_perm), ties within 1e-12 (relative) counted.
-    Errors (one featgeom error each): ConfigError for bad options; ShapeError for mismatched
-    shapes or masks; DataError when the samples (or blocks) have fewer distinct permutations
-    than n_perm needs, or a null draw leaves fewer than 3 pairs (e.g. min_corr too high).
+    p-values: (1 + #{null >= observed}) / (1 + n_perm), ties within 1e-12 (relative) counted;
+    n_perm >= 19 so that they can reach 0.05 (:func:`featgeom.stats.null.check_permutations`).
+    Errors (one featgeom error each): ConfigError for bad options (n_perm below 19, or too many
+    for the null scores to fit 2 GiB); ShapeError for mismatched shapes or masks, or fewer than
+    featgeom.match.MIN_SAMPLES (100) samples; DataError when the samples (or blocks) have fewer
+    distinct permutations than n_perm needs, or a null draw leaves fewer than 3 pairs (e.g.
+    min_corr too high).
     """
     procedure = procedure or PairingProcedure()
     names, kwargs = _checked_metrics(metrics, metric_kwargs)
-    _check_counts(n_perm, seed)
+    check_permutations(n_perm, seed, n_scores=len(names) * len(procedure.modes))
     if kind not in REPAIR_KINDS:
         raise ConfigError(f"kind: unknown re-pairing null {kind!r} (allowed: {', '.join(REPAIR_KINDS)})")
     if kind == "permute" and (subset_a is not None or subset_b is not None):
@@ -207,14 +210,6 @@ def _checked_metrics(
     if not set(kwargs) <= set(names):
         raise ConfigError(f"metric_kwargs: for metrics not listed: {sorted(set(kwargs) - set(names))}")
     return names, kwargs
-
-
-def _check_counts(n_perm: object, seed: object) -> None:
-    """ConfigError unless n_perm >= 1 and seed >= 0 are integers."""
-    if not is_integer(n_perm) or n_perm < 1:
-        raise ConfigError(f"n_perm: must be a positive integer, got {n_perm!r}")
-    if not is_integer(seed) or seed < 0:
-        raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
 
 
 def _check_blocks(block_size: object, n: int, n_perm: int) -> int:
