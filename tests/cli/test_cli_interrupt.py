@@ -50,9 +50,12 @@ def stored_jobs(db: Path) -> int:
         return 0
 
 
-def test_ctrl_c_stops_a_run_and_its_workers(tmp_path):
+@pytest.mark.parametrize("backend", [[], ["--ray"]], ids=["processes", "ray"])
+def test_ctrl_c_stops_a_run_and_its_workers(tmp_path, backend):
+    if backend:
+        pytest.importorskip("ray")
     out = tmp_path / "run"
-    proc = start(["run", "quickstart", "--preset", "tiny", "--workers", "2", "--quiet", "--out", out], tmp_path)
+    proc = start(["run", "quickstart", "--preset", "tiny", "--workers", "2", *backend, "--quiet", "--out", out], tmp_path)
     wait_for(lambda: stored_jobs(out / "results.sqlite") >= 1, proc, "a stored job")
     workers = psutil.Process(proc.pid).children(recursive=True)
     assert workers, "the run has worker processes"
