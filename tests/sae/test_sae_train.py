@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from featgeom.errors import ArtifactError, DataError
+from featgeom.errors import ArtifactError, ConfigError, DataError
 from featgeom.sae import ARCHITECTURES, load, train
+from featgeom.sae.artifact import run_id
 from featgeom.sae.checkpoint import checkpoint_root, checkpoint_samples
 
 METRICS = ("mcc", "f1", "explained_variance", "l0", "dead_fraction", "shrinkage", "uniqueness")
@@ -108,9 +109,110 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(family, quick, tm
 
     MemberStream.next_hidden = next_hidden
     try:
-        with pytest.raises(DataError, match=r"loss became nan at step 8 \(after 4096 samples\).*000000004096"):
+        with pytest.raises(DataError, match=r"^training diverged: loss became nan at step 8 \(after 4096 samples\).*000000004096"):
             train(family, "base", cfg, tmp_path, eval_samples=1024, on_step=arm)
     finally:
         MemberStream.next_hidden = original
     assert not list(tmp_path.glob("sae-*"))
     assert checkpoint_samples(next((tmp_path / "checkpoints").iterdir()))[-1] == 4096
+
+
+def test_a_diverged_run_is_an_error_and_stores_nothing(family, quick, tmp_path):
+    """lr 10 drives a standard SAE far from the data: explained variance < 0; the run must fail,
+    keep its checkpoints (a rerun fails the same way, from the last one) and store no artifact."""
+    cfg = quick("standard", lr=10.0)
+    with pytest.raises(DataError, match=r"^training diverged: explained variance -\S+ < 0 on 2048 held-out "
+                                        r"samples .*nothing stored, checkpoints kept in .*try a lower lr \(was 10\)"):
+        train(family, "base", cfg, tmp_path, eval_samples=2048)
+    assert not list(tmp_path.glob("sae-*"))
+    root = next((tmp_path / "checkpoints").iterdir())
+    assert checkpoint_samples(root)[-1] == cfg.samples
+    calls = []
+    with pytest.raises(DataError, match="^training diverged: explained variance"):
+        train(family, "base", cfg, tmp_path, eval_samples=2048, on_step=calls.append)
+    assert calls == []  # resumed from the final checkpoint, failed again without training
+
+
+def test_all_latents_dead_is_a_diverged_run(family, quick):
+    with pytest.raises(DataError, match=r"^training diverged: all 64 latents are dead on 2048 held-out samples; "
+                                        r"nothing stored, no checkpoint"):
+        train(family, "base", quick("jumprelu", lr=10.0), eval_samples=2048)
+
+
+def test_non_finite_weights_are_a_diverged_run(family, quick, monkeypatch):
+    import importlib
+
+    train_module = importlib.import_module("featgeom.sae.train")
+
+    original = train_module._inference_sae
+
+    def poisoned(training_sae):
+        sae = original(training_sae)
+        with torch.no_grad():
+            sae.W_dec[0, 0] = float("inf")
+        return sae
+
+    monkeypatch.setattr(train_module, "_inference_sae", poisoned)
+    with pytest.raises(DataError, match=r"^training diverged: non-finite values in W_dec after 16384 samples"):
+        train(family, "base", quick("topk"), eval_samples=2048)
+
+
+def test_checkpoints_by_default_every_tenth_removed_once_stored(family, quick, tmp_path):
+    cfg = quick("batchtopk", seed=6)
+    assert cfg.checkpoint_every is None and cfg.checkpoint_interval == 1638
+
+    def kill_at(samples):
+        if samples >= 8192:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train(family, "base", cfg, tmp_path, eval_samples=2048, on_step=kill_at)
+    root = next((tmp_path / "checkpoints").iterdir())
+    assert checkpoint_samples(root) == [2048, 3584, 5120, 6656, 8192]  # first step past each 1,638 samples
+    resumed = train(family, "base", cfg, tmp_path, eval_samples=2048)
+    assert not root.exists()
+    assert resumed.id == root.name
+
+
+def test_checkpoints_and_threads_in_and_out_of_the_id(family, quick, tmp_path):
+    """checkpoint_every changes no bit (so not the id); threads may (so it is in the id)."""
+    never = train(family, "base", quick("topk", checkpoint_every=0, seed=7), tmp_path / "never", eval_samples=2048)
+    often = train(family, "base", quick("topk", checkpoint_every=512, seed=7), tmp_path / "often", eval_samples=2048)
+    default = train(family, "base", quick("topk", seed=7), eval_samples=2048)
+    assert never.id == often.id == default.id
+    weights = (never.path / "sae_weights.safetensors").read_bytes()
+    assert (often.path / "sae_weights.safetensors").read_bytes() == weights
+    for name, value in never.sae.state_dict().items():
+        assert torch.equal(value, default.sae.state_dict()[name]), name
+    assert run_id(quick("topk", threads=2), "f", "base") != run_id(quick("topk"), "f", "base")
+
+
+def test_the_trainer_version_and_torch_are_in_the_id(quick, monkeypatch):
+    from importlib.metadata import version
+
+    from featgeom.sae import artifact
+
+    assert f"/sae-{artifact.TRAINER_VERSION}/" in artifact.GENERATOR
+    assert f"/torch-{version('torch')}/" in artifact.GENERATOR
+    current = run_id(quick("topk"), "f", "base")
+    monkeypatch.setattr(artifact, "GENERATOR", artifact.GENERATOR.replace(f"/sae-{artifact.TRAINER_VERSION}/", "/sae-1/"))
+    assert run_id(quick("topk"), "f", "base") != current  # an older trainer's SAE is not returned
+
+
+def test_training_restores_the_callers_thread_count(family, quick):
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seen = []
+        train(family, "base", quick("topk", samples=2048), eval_samples=512,
+              on_step=lambda _: seen.append(torch.get_num_threads()))
+        assert seen == [1] * 4 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_eval_samples_are_checked_before_training(family, quick):
+    calls = []
+    with pytest.raises(ConfigError, match=r"^eval_samples: must be an integer >= 512 .* got 0$"):
+        train(family, "base", quick("topk"), eval_samples=0, on_step=calls.append)
+    assert calls == []

@@ -6,11 +6,19 @@ training history) *and* SAELens's own inference files at its root (cfg.json,
 sae_weights.safetensors), so ``sae_lens.SAE.load_from_disk(path)`` works without featgeom.
 The manifest hashes every file; the directory is written to a temporary sibling and renamed into
 place only when complete, as :func:`featgeom.store.write_artifact` does.
+
+The id is the hash of the training config (without ``checkpoint_every``, which changes no bit),
+the family id, the member and GENERATOR: featgeom's version, TRAINER_VERSION (raised whenever the
+trainer's code changes the bits it produces, so a store never returns an SAE an older trainer
+made) and the versions of torch and SAELens.  Given the id, the weights are determined bit for
+bit on one CPU instruction set; another CPU (e.g. AVX-512 instead of AVX2 kernels in MKL) may
+differ in the last bits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +30,10 @@ from featgeom.sae.config import SAETrainConfig
 from featgeom.store.artifacts import artifact_id, read_artifact, write_artifact
 
 KIND = "sae"
-GENERATOR = f"featgeom-{featgeom.__version__}/sae-1"
+TRAINER_VERSION = 2  # 2: fixed thread count in the id, checkpoint interval out of it
+GENERATOR = (f"featgeom-{featgeom.__version__}/sae-{TRAINER_VERSION}/torch-{version('torch')}"
+             f"/sae-lens-{version('sae-lens')}")
+NOT_IN_ID = ("checkpoint_every",)  # training settings that change no bit of the result
 SAELENS_FILES = ("cfg.json", "sae_weights.safetensors")
 
 
@@ -44,8 +55,9 @@ class TrainedSAE:
 
 
 def run_config(cfg: SAETrainConfig, family_id: str, member: str) -> dict[str, Any]:
-    """The content-addressed config of a run: training config + what it was trained on."""
-    return {"train": cfg.to_dict(), "family_id": family_id, "member": member}
+    """The content-addressed config of a run: training config (less NOT_IN_ID) + what it was trained on."""
+    train = {k: v for k, v in cfg.to_dict().items() if k not in NOT_IN_ID}
+    return {"train": train, "family_id": family_id, "member": member}
 
 
 def run_id(cfg: SAETrainConfig, family_id: str, member: str) -> str:

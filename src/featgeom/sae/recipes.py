@@ -33,7 +33,6 @@ RECIPES: dict[str, dict[str, Any]] = {
               "sparsity_coefficient": 3.0, "controller_gain": 0.02},
     "matching_pursuit": {"lr": 3e-3, "samples": 1_500_000, "revival": "resample"},
 }
-TABLE_THREADS = 1  # torch threads for the recipe table (see recipe_table)
 TABLE_COLUMNS = ("arch", "mcc", "f1", "explained_variance", "l0", "dead_fraction", "minutes")
 
 
@@ -62,26 +61,15 @@ def recipe(arch: str, family: Any, member: str | int = "base", **overrides: Any)
 
 
 def recipe_table(preset: str, store: str | Path, archs: list[str] | None = None, seed: int = 0,
-                 eval_samples: int = 100_000, progress: bool = True,
-                 threads: int | None = TABLE_THREADS) -> list[dict[str, Any]]:
+                 eval_samples: int = 100_000, progress: bool = True) -> list[dict[str, Any]]:
     """Train every (or the given) architecture's recipe on the preset's base world; one row each.
 
-    ``threads``: torch intra-op threads during the table (restored afterwards; None: leave as is).
-    One thread is ~3x faster than torch's default two on the 2-core reference machine at these
-    sizes (128 x 512 matrices, batch 1024): the per-op threading overhead exceeds the work.
+    Each run uses the config's ``threads`` (1 by default, see :class:`SAETrainConfig`).
     """
-    import torch
-
     from featgeom.family import FamilyConfig, build_family
 
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        return _recipe_rows(preset, store, archs, seed, eval_samples, progress, build_family(
-            FamilyConfig.from_dict({"world": preset, "name": f"{preset}-world"})))
-    finally:
-        torch.set_num_threads(previous)
+    family = build_family(FamilyConfig.from_dict({"world": preset, "name": f"{preset}-world"}))
+    return _recipe_rows(preset, store, archs, seed, eval_samples, progress, family)
 
 
 def _recipe_rows(preset: str, store: str | Path, archs: list[str] | None, seed: int, eval_samples: int,

@@ -6,9 +6,13 @@ pass computed sparsely, :mod:`featgeom.sae.sparse`); Adam step after clipping th
 gradient norm to 1 (as SAELens's trainer); lr schedule from SAELens's ``get_lr_scheduler``;
 the L0 controller adapts the sparsity coefficient (standard / gated / jumprelu); latents that
 have not fired for ``dead_window`` samples are "dead" (fed to the TopK aux / JumpReLU pre-act
-loss, or resampled).  With a store, the whole state is checkpointed every ``checkpoint_every``
-samples and a rerun resumes from the newest checkpoint, ending bit-identical to an
-uninterrupted run.  A non-finite loss stops the run with DataError naming the step.
+loss, or resampled).  Everything runs on ``cfg.threads`` threads whatever the caller's setting
+(:func:`featgeom.sae.resources.fixed_threads`), so the id determines the bits.  With a store,
+the whole state is checkpointed every ``cfg.checkpoint_interval`` samples (10% by default) and
+a rerun resumes from the newest checkpoint, ending bit-identical to an uninterrupted run.
+A run that cannot fit in memory is refused before anything is allocated (ConfigError); a run
+that diverges (non-finite loss or weights, every latent dead, explained variance < 0) raises
+DataError "training diverged: ..." and stores nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from featgeom.sae.checkpoint import checkpoint_root, latest_checkpoint, write_ch
 from featgeom.sae.config import CONTROLLED, SAETrainConfig
 from featgeom.sae.control import L0Controller
 from featgeom.sae.data import MemberStream
-from featgeom.sae.evaluate import evaluate_on_member
+from featgeom.sae.evaluate import check_eval_samples, evaluate_on_member
+from featgeom.sae.progress import progress_reporter
+from featgeom.sae.resources import check_memory, fixed_threads
 from featgeom.sae.sparse import sparse_forward_pass, supports_sparse
 
 EVAL_SAMPLES = 100_000
@@ -100,34 +106,90 @@ def train(family: SyntheticModelFamily, member: str | int, cfg: SAETrainConfig, 
     """Train (or resume, or just load) the SAE ``cfg`` describes on ``member`` of ``family``.
 
     With ``store``: the result is the artifact ``STORE/sae-<id>`` (returned as is when it already
-    exists), checkpoints go to ``STORE/checkpoints/<id>/``.  Without: nothing is written and the
-    returned TrainedSAE has path None.  ``on_step(samples)`` is called after every step.
+    exists); checkpoints go to ``STORE/checkpoints/<id>/`` and are removed once the artifact is
+    written.  A failed run keeps them (for inspection; a rerun resumes and fails the same way).
+    Without a store nothing is written and the returned TrainedSAE has path None.
+    ``progress``: report on stderr (:mod:`featgeom.sae.progress`).  ``on_step(samples)`` is called
+    after every step.  ConfigError, before any work, on bad ``eval_samples`` or a run too big for
+    the memory available; DataError "training diverged: ..." when the result is unusable.
     """
+    check_eval_samples(eval_samples)
     m = family.member(member)
     fid = family_id_of(family)
     rid = run_id(cfg, fid, m.name)
     final = Path(store) / f"sae-{rid}" if store is not None else None
     if final is not None and final.exists():
         return load(final)
+    check_memory(cfg, m.hidden_dim, m.num_features, CALIBRATION_SAMPLES if _calibrates(cfg) else 0)
     start = time.perf_counter()
-    run = _new_run(cfg, family, m.name)
     root = checkpoint_root(Path(store), rid) if store is not None else None
-    if root is not None and (found := latest_checkpoint(root, rid)) is not None:
-        run.last_checkpoint, state = found
-        run.set_state(state)
-    _fit(run, rid, root, progress, on_step)
-    if cfg.arch in CONTROLLED and cfg.calibrate_l0:
-        calibrate_l0(run.sae, run.stream.next_hidden(CALIBRATION_SAMPLES), cfg.l0)
-    sae = _inference_sae(run.sae)
-    metrics = evaluate_on_member(sae, family, m.name, eval_samples, seed=0)
+    with fixed_threads(cfg.threads):
+        run = _resumed_run(cfg, family, m.name, rid, root)
+        _fit(run, rid, root, progress, on_step)
+        sae = _final_sae(run)
+        _check_weights(run, sae)
+        metrics = evaluate_on_member(sae, family, m.name, eval_samples, seed=0)
+    _check_metrics(run, metrics)
     history = {k: np.asarray([row[k] for row in run.history], dtype=np.float64) for k in HISTORY_KEYS}
-    config = run_config(cfg, fid, m.name)
     meta = {"metrics": metrics, "family_id": fid, "member": m.name, "architecture": cfg.arch,
             "saelens_inference_architecture": sae.cfg.architecture(), "seconds": time.perf_counter() - start}
     if final is None:
         return TrainedSAE(rid, None, sae, cfg, fid, m.name, metrics, history, meta["seconds"])  # type: ignore[arg-type]
-    write_sae(final, config, meta, history, sae)
+    write_sae(final, run_config(cfg, fid, m.name), meta, history, sae)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
     return load(final)
+
+
+def _calibrates(cfg: SAETrainConfig) -> bool:
+    """Whether the run ends with :func:`calibrate_l0`."""
+    return cfg.arch in CONTROLLED and cfg.calibrate_l0
+
+
+def _resumed_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str, rid: str,
+                 root: Path | None) -> _Run:
+    """A fresh run, set to the newest valid checkpoint under ``root`` when there is one."""
+    run = _new_run(cfg, family, member)
+    if root is not None and (found := latest_checkpoint(root, rid)) is not None:
+        run.last_checkpoint, state = found
+        run.set_state(state)
+    return run
+
+
+def _final_sae(run: _Run) -> Any:
+    """The inference SAE of a finished run, after L0 calibration where the config asks for it."""
+    if _calibrates(run.cfg):
+        calibrate_l0(run.sae, run.stream.next_hidden(CALIBRATION_SAMPLES), run.cfg.l0)
+    return _inference_sae(run.sae)
+
+
+def _kept(run: _Run) -> str:
+    """Where the failed run's checkpoints are, for error messages."""
+    if run.last_checkpoint is None:
+        return "no checkpoint"
+    return f"checkpoints kept in {run.last_checkpoint.parent} for inspection (a rerun fails the same way)"
+
+
+def _check_weights(run: _Run, sae: Any) -> None:
+    """DataError "training diverged" when a weight of the inference SAE is not finite."""
+    bad = [name for name, value in sae.state_dict().items() if not bool(torch.isfinite(value).all())]
+    if bad:
+        raise DataError(f"training diverged: non-finite values in {bad[0]} after {run.samples} samples; "
+                        f"nothing stored, {_kept(run)}; try a lower lr (was {run.cfg.lr:g})")
+
+
+def _check_metrics(run: _Run, metrics: dict[str, float]) -> None:
+    """DataError "training diverged" when every latent is dead on the held-out samples or the
+    explained variance is below 0 (worse than predicting the mean input)."""
+    n, ev = int(metrics["num_samples"]), metrics["explained_variance"]
+    if metrics["dead_fraction"] == 1.0:
+        reason = f"all {run.cfg.width} latents are dead on {n} held-out samples"
+    elif not ev >= 0.0:
+        reason = f"explained variance {ev:.3g} < 0 on {n} held-out samples (worse than the mean input)"
+    else:
+        return
+    raise DataError(f"training diverged: {reason}; nothing stored, {_kept(run)}; "
+                    f"try a lower lr (was {run.cfg.lr:g})")
 
 
 def _new_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str) -> _Run:
@@ -151,17 +213,16 @@ def _new_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str) -> 
 
 def _fit(run: _Run, rid: str, root: Path | None, progress: bool, on_step: Callable[[int], None] | None) -> None:
     """Run steps until cfg.steps, logging history and writing checkpoints."""
-    cfg = run.cfg
-    bar = _ProgressBar(cfg, run.samples) if progress else None
+    cfg, every = run.cfg, run.cfg.checkpoint_interval
+    bar = progress_reporter(cfg, run.samples) if progress else None
     try:
         while run.step < cfg.steps:
             _step(run)
             if run.samples % cfg.log_every < cfg.batch_size or run.step == cfg.steps:
                 _log(run)
                 if bar is not None:
-                    bar.update(run)
-            if root is not None and cfg.checkpoint_every and \
-                    run.samples // cfg.checkpoint_every > (run.samples - cfg.batch_size) // cfg.checkpoint_every:
+                    bar.update(run.samples, run.history[-1])
+            if root is not None and every and run.samples // every > (run.samples - cfg.batch_size) // every:
                 run.last_checkpoint = write_checkpoint(root, rid, run.samples, run.state())
             if on_step is not None:
                 on_step(run.samples)
@@ -188,7 +249,7 @@ def _step(run: _Run) -> None:
     loss = out.loss.item()
     if not math.isfinite(loss):
         where = f"last good checkpoint kept at {run.last_checkpoint}" if run.last_checkpoint else "no checkpoint"
-        raise DataError(f"training: loss became {loss} at step {run.step} (after {run.samples} samples); "
+        raise DataError(f"training diverged: loss became {loss} at step {run.step} (after {run.samples} samples); "
                         f"stopped, {where}; try a lower lr")
     out.loss.backward()
     torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
@@ -302,25 +363,3 @@ def _inference_sae(training_sae: Any) -> Any:
         return SAE.load_from_disk(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr: samples, samples/s, L0, MSE."""
-
-    def __init__(self, cfg: SAETrainConfig, done: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn(f"{cfg.arch} w={cfg.width}"), BarColumn(),
-                                 TextColumn("{task.completed:,}/{task.total:,}"), TextColumn("{task.fields[info]}"),
-                                 TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-        self.task = self.progress.add_task("train", total=cfg.steps * cfg.batch_size, completed=done, info="")
-        self.progress.start()
-
-    def update(self, run: _Run) -> None:
-        row = run.history[-1]
-        info = f"{row['samples_per_s']:,.0f} samples/s  L0 {row['l0']:.1f}  MSE {row['mse']:.4g}"
-        self.progress.update(self.task, completed=run.samples, info=info)
-
-    def close(self) -> None:
-        self.progress.stop()
