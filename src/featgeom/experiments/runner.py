@@ -274,24 +274,19 @@ class _Ray:
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         self.remote = ray.remote(num_cpus=1)(_timed_job)
-        self.running: set[Any] = set()
 
     def submit(self, job: TrainJob | CompareJob) -> Any:
-        ref = self.remote.remote(job)
-        self.running.add(ref)
-        return ref
+        return self.remote.remote(job)
 
     def next_done(self, in_flight: dict[Any, Any]) -> tuple[Any, Any, float]:
         (ref,), _ = self.ray.wait(list(in_flight), num_returns=1)
-        self.running.discard(ref)
         return ref, *_result(lambda: self.ray.get(ref), in_flight[ref])
 
     def close(self, failed: bool = False) -> None:
-        """After a failure or Ctrl-C cancel the tasks still running (on a cluster they would go on);
-        then stop the Ray instance this run started (or disconnect from the cluster)."""
-        if failed:
-            for ref in self.running:
-                self.ray.cancel(ref, force=True)
+        """Stop the Ray instance this run started, with its workers (or disconnect from the
+        cluster, where tasks in flight finish and store their SAEs for the rerun to find; they are
+        not cancelled: ``ray.cancel(force=True)`` racing a finishing task aborts Ray 2.x's driver,
+        measured here)."""
         self.ray.shutdown()
 
 
@@ -307,10 +302,12 @@ def _result(get: Callable[[], Any], job: TrainJob | CompareJob) -> Any:
         return get()
     except FeatgeomError as exc:
         raise type(exc)(f"job {job.name}: {exc}") from None
-    except Exception as exc:  # Ray wraps task errors; unwrap a featgeom error inside
+    except Exception as exc:  # Ray wraps task errors; unwrap a featgeom error or a Ctrl-C inside
         cause = getattr(exc, "cause", None)
         if isinstance(cause, FeatgeomError):
             raise type(cause)(f"job {job.name}: {cause}") from None
+        if isinstance(cause, KeyboardInterrupt) or type(exc).__name__ == "TaskCancelledError":
+            raise KeyboardInterrupt from None  # the terminal's SIGINT reached the task's worker too
         raise
 
 
