@@ -2,9 +2,9 @@
 
 ``run_experiment(spec, out)``:
 
-1. checks OUT can be written, builds (or loads) the families and checks the SAE settings before
-   anything is written, then stores the families in the content-addressed store ``OUT/store``
-   (removing temporaries a killed run left there);
+1. checks OUT can be written, builds the families not yet stored (in memory) and checks the SAE
+   settings before anything is written, then stores the families in the content-addressed store
+   ``OUT/store`` (a write there also removes temporaries a killed run left behind);
 2. plans one TrainJob per (replicate, member, SAE seed) and one CompareJob per (replicate,
    condition, seed pair) (see :meth:`CompareSpec.seed_pairs`; replicate r is the family drawn
    with seed family_seed + r); a compare job starts as soon as both of its SAEs exist;
@@ -29,7 +29,7 @@ from typing import Any
 from featgeom.errors import ConfigError, FeatgeomError
 from featgeom.experiments.jobs import CompareJob, TrainJob, job_detail, run_job, train_name
 from featgeom.experiments.spec import ExperimentSpec
-from featgeom.store import remove_stale_temporaries, writable_destination
+from featgeom.store import writable_destination
 from featgeom.store.results import ResultsDB
 
 DB_NAME = "results.sqlite"
@@ -60,29 +60,14 @@ def versions() -> dict[str, str]:
             "numpy": version("numpy"), "scipy": version("scipy")}
 
 
-def families(spec: ExperimentSpec, store: Path) -> list[tuple[Path, Any]]:
-    """(store directory, family) of every replicate: loaded from the store, or built in memory
-    (an unreachable family fails here, before anything is written; :func:`save_families` stores them)."""
-    from featgeom.family import FamilyConfig, build_family, load
+def family_dirs(spec: ExperimentSpec, store: Path) -> list[tuple[Path, Any]]:
+    """(store directory, config) of the family of every replicate (content-addressed by config)."""
+    from featgeom.family import FamilyConfig
     from featgeom.family.io import GENERATOR, KIND
     from featgeom.store import artifact_id
 
-    found = []
-    for r in range(max(spec.replicate_counts())):
-        config = FamilyConfig.from_dict(spec.family_config(r))
-        path = store / f"family-{artifact_id(KIND, config.to_dict(), GENERATOR)}"
-        found.append((path, load(path) if path.exists() else build_family(config)))
-    return found
-
-
-def save_families(found: list[tuple[Path, Any]]) -> list[Path]:
-    """Store the families :func:`families` built; their directories."""
-    from featgeom.family import save
-
-    for path, family in found:
-        if not path.exists():
-            save(family, path)
-    return [path for path, _ in found]
+    configs = [FamilyConfig.from_dict(spec.family_config(r)) for r in range(max(spec.replicate_counts()))]
+    return [(store / f"family-{artifact_id(KIND, c.to_dict(), GENERATOR)}", c) for c in configs]
 
 
 def check_train_configs(spec: ExperimentSpec, family: Any) -> None:
@@ -129,17 +114,21 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, r
 
     ``on_job(name)`` is called after each job is stored.
     """
+    from featgeom.family import build_family, load, save
+
     if workers < 1:
         raise ConfigError(f"workers: must be >= 1, got {workers}")
     started = time.perf_counter()
     out = writable_destination(out, "out")
     store = out / "store"
     # first: an unreachable family or a bad SAE setting fails before anything is written
-    found = families(spec, store)
-    check_train_configs(spec, found[0][1])
-    if store.is_dir():
-        remove_stale_temporaries(store)
-    fam_dirs = save_families(found)
+    dirs = family_dirs(spec, store)
+    built = {path: build_family(config) for path, config in dirs if not path.exists()}
+    first = dirs[0][0]
+    check_train_configs(spec, built[first] if first in built else load(first))
+    for path, family in built.items():
+        save(family, path)
+    fam_dirs = [path for path, _ in dirs]
     db = ResultsDB(out / DB_NAME)
     config_hash = spec.config_hash
     vers = versions()
