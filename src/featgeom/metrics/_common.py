@@ -12,18 +12,13 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom.checks import as_activations, as_matrix, to_numpy
+from featgeom.checks import to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
 
 _NORM_FLOOR = 1e-8
 _BLOCK_BYTES = 32 << 20  # size of one dense float64 block of a row-blocked computation
 
 Acts = np.ndarray | sp.csr_array
-
-
-def matrix(x: object, name: str) -> np.ndarray:
-    """``x`` (a NumPy array, nested list or torch tensor) as a finite non-empty float64 matrix."""
-    return as_matrix(x, name)
 
 
 def same_dim(x: np.ndarray, y: np.ndarray, names: tuple[str, str]) -> None:
@@ -50,11 +45,6 @@ def row_blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
     step = max(1, _BLOCK_BYTES // (8 * max(n_cols, 1)))
     for start in range(0, n_rows, step):
         yield slice(start, min(start + step, n_rows))
-
-
-def activations(x: object, name: str) -> Acts:
-    """Activations (n_samples, n_items): finite float64 array, or float64 CSR w/o stored zeros."""
-    return as_activations(x, name)
 
 
 def columns(x: Acts, n: int, name: str, what: str) -> None:

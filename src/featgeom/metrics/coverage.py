@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from featgeom.checks import as_matrix
 from featgeom.errors import ShapeError
-from featgeom.metrics._common import abs_cos, matrix, probability, row_blocks, same_dim
+from featgeom.metrics._common import abs_cos, probability, row_blocks, same_dim
 
 
 def covered(decoder: object, features: object, *, threshold: float = 0.9) -> np.ndarray:
@@ -23,7 +24,7 @@ def _covered(
     decoder: object, features: object, threshold: float, names: tuple[str, str]
 ) -> np.ndarray:
     """:func:`covered`, with error messages naming ``names``."""
-    dec, feat = matrix(decoder, names[0]), matrix(features, names[1])
+    dec, feat = as_matrix(decoder, names[0]), as_matrix(features, names[1])
     same_dim(dec, feat, names)
     thr = probability(threshold, "threshold")
     out = np.empty(feat.shape[0], dtype=bool)

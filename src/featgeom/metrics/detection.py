@@ -15,9 +15,9 @@ from numbers import Real
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom.checks import check_same_rows
+from featgeom.checks import as_activations, check_same_rows
 from featgeom.errors import ConfigError, DataError
-from featgeom.metrics._common import Acts, activations, columns
+from featgeom.metrics._common import Acts, columns
 from featgeom.metrics.recovery import abs_cosine
 
 
@@ -39,8 +39,8 @@ class DetectionAccumulator:
 
     def add_batch(self, latent_acts: object, feature_acts: object) -> None:
         """Count one batch: latent_acts (rows, n_latents), feature_acts (rows, N)."""
-        lat = activations(latent_acts, "latent_acts")
-        feat = activations(feature_acts, "feature_acts")
+        lat = as_activations(latent_acts, "latent_acts")
+        feat = as_activations(feature_acts, "feature_acts")
         check_same_rows(lat, feat, ("latent_acts", "feature_acts"))
         columns(lat, self.n_latents, "latent_acts", "decoder rows (latents)")
         columns(feat, self.n_features, "feature_acts", "true features")
@@ -114,7 +114,7 @@ def dead_latent_rate(latent_acts: object) -> float:
 
     Range [0, 1]: 0 when every latent fires at least once, 1 when none does.
     """
-    acts = activations(latent_acts, "latent_acts")
+    acts = as_activations(latent_acts, "latent_acts")
     return float(np.mean(_column_counts(_fires(acts, positive_only=False)) == 0))
 
 

@@ -29,15 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import orthogonal_procrustes
 
+from featgeom.checks import as_matrix, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
-from featgeom.metrics._common import (
-    matrix,
-    pair_ids,
-    positive_int,
-    row_blocks,
-    to_numpy,
-    unit_rows,
-)
+from featgeom.metrics._common import pair_ids, positive_int, row_blocks, unit_rows
 from featgeom.similarity import svcca
 
 LEVELS = ("L1", "L2", "L3", "L4", "L5", "L6")
@@ -86,7 +80,7 @@ def universality_levels(
     and svcca_dims <= min(k_nn, d_a, d_b). Pairs should be 1-1 (a latent repeated in idx_a
     would be its own neighbour).
     """
-    dec_a, dec_b = matrix(decoder_a, "decoder_a"), matrix(decoder_b, "decoder_b")
+    dec_a, dec_b = as_matrix(decoder_a, "decoder_a"), as_matrix(decoder_b, "decoder_b")
     ia, ib = pair_ids(idx_a, idx_b, dec_a.shape[0], dec_b.shape[0])
     n_pairs = ia.size
     corr = _per_pair(act_corr, n_pairs, "act_corr", float)

@@ -14,15 +14,14 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
+from featgeom.checks import as_matrix, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.metrics._common import (
     abs_cos,
-    matrix,
     positive_int,
     probability,
     row_blocks,
     same_dim,
-    to_numpy,
 )
 
 ASSIGNMENTS = ("hungarian", "argmax")
@@ -101,7 +100,7 @@ def decomposition_diversity(decoders: Sequence[object]) -> float:
     decoders: at least two (n_s, d) matrices in one space (n_s may differ). Range [0, 1]: 0 when
     all seeds learn the same directions (up to order, sign, scale), larger when they disagree.
     """
-    mats = [matrix(d, f"decoders[{s}]") for s, d in enumerate(decoders)]
+    mats = [as_matrix(d, f"decoders[{s}]") for s, d in enumerate(decoders)]
     if len(mats) < 2:
         raise ShapeError(f"decoders: need at least 2 decoders to compare, got {len(mats)}")
     for s, m in enumerate(mats[1:], start=1):
@@ -122,13 +121,13 @@ def soft_mcc(s: object, cos: object) -> float:
     guarantees), each feature's credit is a weighted mean of |cos|, so it cannot exceed 1
     before the cap.
     """
-    c = np.abs(matrix(cos, "cos"))
+    c = np.abs(as_matrix(cos, "cos"))
     w = to_numpy(s)
     if sp.issparse(w):
         weights = sp.csr_array(w, dtype=np.float64)
         values = weights.data
     else:
-        weights = values = matrix(w, "s")
+        weights = values = as_matrix(w, "s")
     if weights.shape != c.shape:
         raise ShapeError(f"s has shape {weights.shape} but cos has shape {c.shape}")
     if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values > 1):
@@ -202,6 +201,6 @@ def _greedy_counts(dec: np.ndarray, feat: np.ndarray, order: np.ndarray, goal: f
 
 def _pair_inputs(decoder: object, features: object) -> tuple[np.ndarray, np.ndarray]:
     """decoder (n, d) and features (N, d) as float64 matrices in one space."""
-    dec, feat = matrix(decoder, "decoder"), matrix(features, "features")
+    dec, feat = as_matrix(decoder, "decoder"), as_matrix(features, "features")
     same_dim(dec, feat, ("decoder", "features"))
     return dec, feat

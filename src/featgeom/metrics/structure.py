@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from featgeom.checks import as_matrix
 from featgeom.errors import DataError, ShapeError
 from featgeom.metrics._common import (
     abs_cos,
     ids,
     labels,
-    matrix,
     positive_int,
     row_blocks,
     same_dim,
@@ -34,7 +34,7 @@ def hierarchy_recovery(decoder: object, features: object, parent: object, *, k: 
     every parent latent is a nearest neighbour of its child latents, about k / n_latents for
     unrelated directions. DataError when no pair can be evaluated.
     """
-    dec, feat = matrix(decoder, "decoder"), matrix(features, "features")
+    dec, feat = as_matrix(decoder, "decoder"), as_matrix(features, "features")
     same_dim(dec, feat, ("decoder", "features"))
     n_nearest = positive_int(k, "k")
     par = ids(parent, feat.shape[0], "parent", allow_unassigned=True)
@@ -74,7 +74,7 @@ def subspace_coherence(decoder: object, categories: object) -> dict[str, object]
     {label: mean within-category |cos|} for categories with at least two latents.
     DataError unless there is at least one within pair and one between pair.
     """
-    dec = matrix(decoder, "decoder")
+    dec = as_matrix(decoder, "decoder")
     cat = labels(categories, dec.shape[0], "categories")
     keep = cat >= 0
     names, code = np.unique(cat[keep], return_inverse=True)

@@ -16,18 +16,10 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
-from featgeom.checks import check_finite
+from featgeom.checks import as_activations, as_matrix, check_finite, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.match import CorrelationResult
-from featgeom.metrics._common import (
-    activations,
-    ids,
-    matrix,
-    pair_ids,
-    positive_int,
-    to_numpy,
-    unit_rows,
-)
+from featgeom.metrics._common import ids, pair_ids, positive_int, unit_rows
 from featgeom.metrics._corr import paired_correlation
 
 
@@ -150,7 +142,7 @@ def _matched_abs_corr(corr: CorrelationResult | object, who: str) -> tuple[np.nd
         slots = min(corr.n_latents_a, corr.n_latents_b)
         check_finite(r, "corr")
     else:
-        r = matrix(corr, "corr")
+        r = as_matrix(corr, "corr")
         slots = min(r.shape)
     r = np.abs(r)
     if r.size and r.max() > 1 + 1e-9:
@@ -173,7 +165,7 @@ def gt_mcc(
     :func:`cross_mcc` of perfect SAEs would reach. A pair with a constant (e.g. never active)
     feature has no correlation: DataError, or 0 with ``undefined_as_zero``.
     """
-    a, b = activations(true_acts_a, "true_acts_a"), activations(true_acts_b, "true_acts_b")
+    a, b = as_activations(true_acts_a, "true_acts_a"), as_activations(true_acts_b, "true_acts_b")
     weights = _correspondence(c, a.shape[1], b.shape[1])
     rows, cols = _max_weight_matching(weights)
     if rows.size == 0:
@@ -246,7 +238,7 @@ def angular_tolerance(
         raise ConfigError(
             f"degrees: expected a non-empty sequence of angles in [0, 180], got {degrees!r}"
         )
-    xa, ya = matrix(x, "x"), matrix(y, "y")
+    xa, ya = as_matrix(x, "x"), as_matrix(y, "y")
     if xa.shape != ya.shape:
         raise ShapeError(f"x has shape {xa.shape} but y has shape {ya.shape}: rows must be paired")
     cos = np.clip(np.abs(np.einsum("ij,ij->i", unit_rows(xa), unit_rows(ya))), 0.0, 1.0)
@@ -284,7 +276,7 @@ def functional_equivalence_details(
     or with ``skip_undefined`` left out of the mean and counted in ``n_skipped`` (DataError if
     no pair is left).
     """
-    a, b = activations(acts_a, "acts_a"), activations(acts_b, "acts_b")
+    a, b = as_activations(acts_a, "acts_a"), as_activations(acts_b, "acts_b")
     ia, ib = pair_ids(idx_a, idx_b, a.shape[1], b.shape[1])
     r = paired_correlation(a, b, ia, ib, ("acts_a", "acts_b"))
     bad = np.isnan(r)
@@ -300,7 +292,7 @@ def functional_equivalence_details(
 def _correspondence(c: object, n_a: int | None, n_b: int | None) -> sp.csr_array:
     """c as float64 CSR with positive entries only; checks finiteness, sign and shape."""
     c = to_numpy(c)
-    m = sp.csr_array(c, dtype=np.float64) if sp.issparse(c) else sp.csr_array(matrix(c, "c"))
+    m = sp.csr_array(c, dtype=np.float64) if sp.issparse(c) else sp.csr_array(as_matrix(c, "c"))
     if m.ndim != 2:
         raise ShapeError(f"c: expected a 2-D matrix, got shape {m.shape}")
     check_finite(m.data, "c")
