@@ -64,7 +64,7 @@ def test_ctrl_c_stops_a_run_and_its_workers(tmp_path, backend):
     assert code == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("interrupted; rerun the same command to resume")
-    gone, alive = psutil.wait_procs(workers, timeout=60)
+    gone, alive = psutil.wait_procs(workers, timeout=BOUND_S)
     assert not alive, f"workers still running: {alive}"
     assert stored_jobs(out / "results.sqlite") >= done  # finished work is kept
 

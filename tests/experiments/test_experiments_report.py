@@ -93,13 +93,13 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
     report = write_experiment_report(tiny_run.out)
     cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
            "--virtual-time-budget=10000", "--dump-dom", report.as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
     body = re.search(r"<body([^>]*)>", dom).group(1)
     assert 'data-figures="4"' in body and 'data-figures-rendered="4"' in body, body
     shot = tmp_path / "shot.png"
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p2'}",
                     "--window-size=1200,2400", f"--screenshot={shot}", report.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+                   capture_output=True, timeout=600, check=True)
     assert _ink_fraction(shot) > 0.03  # a rendered page with figures, not a blank one
 
 

@@ -27,7 +27,7 @@ def _command(family_dir: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _run(family_dir: Path, out: Path, *extra: str) -> dict:
-    done = subprocess.run(_command(family_dir, out, *extra), capture_output=True, text=True, timeout=120,
+    done = subprocess.run(_command(family_dir, out, *extra), capture_output=True, text=True, timeout=900,
                           check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -49,7 +49,7 @@ def test_sigkill_after_first_checkpoint_then_rerun_equals_uninterrupted(family_d
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_command(family_dir, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 600
         while _first_checkpoint(killed) is None and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
