@@ -8,11 +8,11 @@ Importing ``featgeom`` is cheap: SAELens (and its transformer stack) is imported
 functions that need it.
 """
 
-from featgeom.errors import ArtifactError, ConfigError, DataError, FeatgeomError, ShapeError
+from featgeom.errors import ArtifactError, ConfigError, DataError, FeatgeomError, ResourceError, ShapeError
 
 __version__ = "0.1.0"
 
-__all__ = ["ArtifactError", "ConfigError", "DataError", "FeatgeomError", "ShapeError", "__version__", "compare"]
+__all__ = ["ArtifactError", "ConfigError", "DataError", "FeatgeomError", "ResourceError", "ShapeError", "__version__", "compare"]
 
 
 def __getattr__(name: str):

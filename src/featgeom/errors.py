@@ -24,3 +24,7 @@ class DataError(FeatgeomError, ValueError):
 
 class ArtifactError(FeatgeomError):
     """A stored artifact is missing, corrupted, truncated or does not match its id."""
+
+
+class ResourceError(FeatgeomError):
+    """The machine cannot provide what a run needs: device memory, a device, a cluster."""

@@ -80,13 +80,29 @@ def principal_coords(a: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     everything else through LAPACK's SVD, cut where s <= s[0] * max(n, d) * eps.
     """
     c = centered(a, name)
-    if c.shape[0] >= 2 * c.shape[1]:
+    if takes_gram_route(c.shape):
         coords = _gram_coords(c)
         if coords is not None:
             return coords
     u, s, _ = np.linalg.svd(c, full_matrices=False)
-    rank = int(np.count_nonzero(s > s[0] * max(a.shape) * np.finfo(np.float64).eps))
+    rank = numerical_rank(s, a.shape)
     return u[:, :rank], s[:rank]
+
+
+def takes_gram_route(shape: tuple[int, int]) -> bool:
+    """Whether :func:`principal_coords` tries the Gram matrix for a centered (n, d): n >= 2 d."""
+    return shape[0] >= 2 * shape[1]
+
+
+def gram_is_stable(lam_min: Any, lam_max: Any) -> bool:
+    """Whether the Gram route's eigenvalues are accurate enough: lam_min > lam_max /
+    _GRAM_MAX_CONDITION^2 (condition number of the centered matrix below _GRAM_MAX_CONDITION)."""
+    return bool(lam_min > lam_max / _GRAM_MAX_CONDITION**2)
+
+
+def numerical_rank(s: Any, shape: tuple[int, int]) -> int:
+    """Number of singular values s (descending; NumPy or torch) above s[0] * max(n, d) * eps_64."""
+    return int((s > s[0] * max(shape) * np.finfo(np.float64).eps).sum())
 
 
 def _gram_coords(c: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -99,7 +115,7 @@ def _gram_coords(c: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """
     with blas_single_thread():
         lam, v = np.linalg.eigh(c.T @ c)
-    if lam[0] <= lam[-1] / _GRAM_MAX_CONDITION**2:
+    if not gram_is_stable(lam[0], lam[-1]):
         return None
     s, v = np.sqrt(lam[::-1]), v[:, ::-1]
     return (c @ v) / s, s

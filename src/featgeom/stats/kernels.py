@@ -19,6 +19,21 @@ and matches the metric functions to rounding; float32 halves the cost of the pro
 bottleneck: 2 n rx ry flops per permutation) and takes singular values as square roots of the
 eigenvalues of the float32 Gram matrix of the smaller side (errors ~1e-6; featgeom.stats re-scores
 near-ties in float64).
+
+``device`` (:func:`shuffle_kernels`, :func:`paired_scores`): None runs everything above in NumPy /
+SciPy, the reference numbers. A torch device ("cpu", "cuda", "cuda:N" or a ``torch.device``,
+checked by :func:`featgeom.device.torch_device`) runs the same kernels in torch on that device
+(:mod:`featgeom.stats._torch_kernels`). The readers above (what each metric reads off C), the
+choice between C and Gram matrices for CKA (same crossover on both paths) and each kernel's
+assembly are written once over an :class:`ArrayOps` (the array library and device); only the
+array primitives (thin SVD, cross products, square alignment, singular values) have a NumPy and
+a torch version. On the torch path the columns are centered on the host (the shared checks and
+power-of-two rescaling), the thin SVD runs on the device in float64, SVCCA's kept directions and
+RSA's ranked RDM vectors are computed on the host by the NumPy code and moved to the device, and
+the per-permutation work runs on the device in ``dtype`` (singular values: float64
+torch.linalg.svdvals; float32 square roots of the eigenvalues of the smaller Gram matrix, as on
+the NumPy path). Permutations are drawn on the host and given as NumPy arrays either way; scores
+come back as NumPy arrays (float64 on the torch path). Callables always run on the NumPy path.
 """
 
 from __future__ import annotations
@@ -31,7 +46,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.spatial.distance import squareform
@@ -44,6 +59,7 @@ from featgeom.similarity.svcca import kept_directions, svcca_checked_k
 
 Metric = Callable[..., float]
 Request = tuple["str | Metric", Mapping[str, Any]]
+Array = Any  # np.ndarray on the NumPy path, torch.Tensor on the torch path
 # CKA alone switches to Gram matrices when rank_x * rank_y > _GATHER_COST * n: gathering one
 # entry of a permuted (n, n) Gram matrix costs roughly as much as this many BLAS multiply-adds
 # (measured crossover 50-250 on a 2-core CPU, lower once the Gram matrices leave the cache).
@@ -57,9 +73,10 @@ _PARALLEL_MIN_SIZE = 64 * 64  # matrices smaller than this get their singular va
 class ShuffleKernel:
     """Metrics prepared for fixed x, y.
 
-    ``values(perms, dtype)`` maps perms (B, n_items) to scores (len(metrics), B), computed in
-    ``dtype`` (np.float64 or np.float32). bytes_per_perm bounds the float64 scratch memory one
-    permutation needs inside a batch. metrics: the metrics' printable names.
+    ``values(perms, dtype)`` maps NumPy perms (B, n_items) to NumPy scores (len(metrics), B),
+    computed in ``dtype`` (np.float64 or np.float32) on the kernel's array library and device.
+    bytes_per_perm bounds the float64 scratch memory one permutation needs inside a batch.
+    metrics: the metrics' printable names.
     """
 
     metrics: tuple[str, ...]
@@ -91,34 +108,103 @@ def metric_function(metric: str | Metric, metric_kwargs: Mapping[str, Any]) -> M
     return partial(func, **_checked_kwargs(func, metric, metric_kwargs))
 
 
-def shuffle_kernels(requests: Sequence[Request], x: np.ndarray, y: np.ndarray) -> list[ShuffleKernel]:
+def shuffle_kernels(
+    requests: Sequence[Request], x: np.ndarray, y: np.ndarray, device: object = None
+) -> list[ShuffleKernel]:
     """Kernels scoring row permutations of ``y`` against fixed ``x`` for each (metric, kwargs).
 
     The named spectral metrics (SPECTRAL) share one kernel and so one cross product per
     permutation; rsa and each callable get their own kernel. Metric order is kept within kernels.
+    ``device``: None for the NumPy path, else the torch device the named metrics run on
+    (ConfigError naming ``device`` for a bad one); callables always run in NumPy.
     """
+    xp = array_ops(device)
     funcs = [metric_function(metric, kwargs) for metric, kwargs in requests]
     spectral = [(m, f.keywords) for (m, _), f in zip(requests, funcs) if _is_spectral(m)]
-    kernels = [_spectral_kernel(x, y, spectral)] if spectral else []
+    kernels = [_spectral_kernel(x, y, spectral, xp)] if spectral else []
     for (metric, _), func in zip(requests, funcs):
         if metric == "rsa":
-            kernels.append(_rsa_kernel(x, y, **func.keywords))
+            kernels.append(_rsa_kernel(x, y, xp, **func.keywords))
         elif not _is_spectral(metric):
             kernels.append(_loop_kernel(func, metric, x, y))
     return kernels
 
 
-def paired_scores(requests: Sequence[Request], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def paired_scores(
+    requests: Sequence[Request], x: np.ndarray, y: np.ndarray, device: object = None
+) -> np.ndarray:
     """Scores (len(requests),) of each (metric, kwargs) on the paired rows x (n, dx), y (n, dy).
 
     Equal to calling each metric (to rounding), but the spectral metrics share one thin SVD per
-    side (the kernels of :func:`shuffle_kernels` at the identity permutation).
+    side (the kernels of :func:`shuffle_kernels` at the identity permutation, on ``device``).
     """
     values = {}
-    for kernel in shuffle_kernels(requests, x, y):  # RSA's kernel may hold a sub-sample of the items
+    for kernel in shuffle_kernels(requests, x, y, device):  # RSA's kernel may hold a sub-sample
         identity = np.arange(kernel.n_items)[None, :]
         values.update(zip(kernel.metrics, kernel.values(identity, np.float64)[:, 0]))
     return np.array([as_score(values[metric_label(m)], m) for m, _ in requests])
+
+
+class Batched(Protocol):
+    """Scores of a batch of permutations: ``(perms (B, n) on the device, dtype) -> (B, ...)``.
+
+    bytes_per_perm: float64 scratch memory one permutation of the batch needs.
+    """
+
+    bytes_per_perm: int
+
+    def __call__(self, perms: Array, dtype: Any) -> Array: ...
+
+
+class ArrayOps(Protocol):
+    """The array library (and device) a kernel runs on: what its readers and assembly need.
+
+    Host inputs are float64 NumPy arrays; "arrays" are the library's own, on its device, and
+    ``dtype`` the library's dtype (``kernel`` turns NumPy perms and dtypes into them).
+    """
+
+    def asarray(self, a: np.ndarray) -> Array:
+        """The float64 host array ``a`` as a float64 array of the library."""
+
+    def principal_coords(self, a: np.ndarray, name: str) -> tuple[Array, np.ndarray]:
+        """(u (n, r) as an array, s (r,) on the host) as featgeom.similarity.base.principal_coords."""
+
+    def cast(self, *arrays: np.ndarray) -> Callable[[Any], tuple[Array, ...]]:
+        """``arrays`` (float64, host) in a dtype given later, copied once per dtype."""
+
+    def einsum(self, subscripts: str, *operands: Array) -> Array:
+        """numpy.einsum / torch.einsum."""
+
+    def cross_products(self, a: Array, b: Array) -> Batched:
+        """perms (B, n) -> a^T b[perm] (B, ka, kb) for a (n, ka), b (n, kb)."""
+
+    def square_alignment(self, mx: Array, my: Array) -> Batched:
+        """perms (B, n) -> <mx, my[perm][:, perm]>_F (B,) for symmetric (n, n) mx, my."""
+
+    def singular_values(self, stacks: Sequence[Array | None]) -> list[Array | None]:
+        """Singular values (B, min(p, q)) of each stack (B, p, q) (:func:`singular_values`)."""
+
+    def stack(self, arrays: Sequence[Array]) -> Array:
+        """numpy.stack / torch.stack along a new first axis."""
+
+    def kernel(
+        self,
+        metrics: tuple[str, ...],
+        n_items: int,
+        bytes_per_perm: int,
+        values: Callable[[Array, Any], Array],
+    ) -> ShuffleKernel:
+        """The ShuffleKernel of ``values`` (perms, dtype of the library) -> scores."""
+
+
+def array_ops(device: object) -> ArrayOps:
+    """NumPy for ``device=None``, else torch on the checked device (ConfigError naming ``device``)."""
+    if device is None:
+        return _NUMPY
+    from featgeom.device import torch_device
+    from featgeom.stats._torch_kernels import TorchOps
+
+    return TorchOps(torch_device(device))
 
 
 def _is_spectral(metric: str | Metric) -> bool:
@@ -220,6 +306,7 @@ class _SquareAlignment:
 
     def __init__(self, mx: np.ndarray, my: np.ndarray) -> None:
         self.sides, self.n = _Cast(mx, my), my.shape[0]
+        self.bytes_per_perm = 8 * self.n  # the scratch is per worker: a permutation adds its indices
         self._cache: dict[tuple[str, str], np.ndarray] = {}
 
     def __call__(self, perms: np.ndarray, dtype: type) -> np.ndarray:
@@ -280,7 +367,7 @@ def _chunks(batch: int) -> list[slice]:
 
 @dataclass(frozen=True)
 class _Reader:
-    """One spectral metric read off C batches (B, >= rows, >= cols).
+    """One spectral metric read off C batches (B, >= rows, >= cols), in any array library.
 
     ``matrices(C)`` -> (B, p, q) whose singular values it needs, or None; ``finish(C, sv)`` ->
     scores (B,) from C and those singular values (None if it needs none).
@@ -288,8 +375,8 @@ class _Reader:
 
     rows: int
     cols: int
-    matrices: Callable[[np.ndarray], np.ndarray | None]
-    finish: Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+    matrices: Callable[[Array], Array | None]
+    finish: Callable[[Array, Array | None], Array]
 
 
 def _svcca_reader(sx: np.ndarray, sy: np.ndarray, fixed_k: int | None, variance: float) -> _Reader:
@@ -297,19 +384,19 @@ def _svcca_reader(sx: np.ndarray, sy: np.ndarray, fixed_k: int | None, variance:
     kx = kept_directions(sx, "x", variance=variance, k=fixed_k)
     ky = kept_directions(sy, "y", variance=variance, k=fixed_k)
     if kx == ky == 1:
-        return _Reader(1, 1, lambda c: None, lambda c, sv: np.abs(c[:, 0, 0]))
+        return _Reader(1, 1, lambda c: None, lambda c, sv: abs(c[:, 0, 0]))
     return _Reader(kx, ky, lambda c: c[:, :kx, :ky], lambda c, sv: sv.mean(axis=-1))
 
 
-def _scaled_reader(sx: np.ndarray, sy: np.ndarray, metric: str) -> _Reader:
+def _scaled_reader(sx: np.ndarray, sy: np.ndarray, metric: str, xp: ArrayOps) -> _Reader:
     """CKA (squared Frobenius norm) or Procrustes (nuclear norm) of diag(sx) C diag(sy)."""
-    casts, (rx, ry) = _Cast(np.outer(sx, sy)), (sx.size, sy.size)
+    casts, (rx, ry) = xp.cast(np.outer(sx, sy)), (sx.size, sy.size)
     if metric == "cka":
         denom = np.linalg.norm(sx**2) * np.linalg.norm(sy**2)
 
-        def frobenius(c: np.ndarray, sv: None) -> np.ndarray:
+        def frobenius(c: Array, sv: None) -> Array:
             scaled = c[:, :rx, :ry] * casts(c.dtype)[0]
-            return np.einsum("bij,bij->b", scaled, scaled) / denom
+            return xp.einsum("bij,bij->b", scaled, scaled) / denom
 
         return _Reader(rx, ry, lambda c: None, frobenius)
     denom = np.linalg.norm(sx) * np.linalg.norm(sy)
@@ -318,23 +405,14 @@ def _scaled_reader(sx: np.ndarray, sy: np.ndarray, metric: str) -> _Reader:
     )
 
 
-def _read_all(readers: Sequence[_Reader], c: np.ndarray) -> np.ndarray:
-    """Scores (len(readers), B): the singular values all readers need, computed in parallel."""
-    stacks = [reader.matrices(c) for reader in readers]
-    tasks = [
-        (i, part)
-        for i, m in enumerate(stacks)
-        if m is not None
-        for part in (_chunks(len(m)) if m[0].size >= _PARALLEL_MIN_SIZE else [slice(None)])
-    ]
-    parts = parallel_map(lambda task: singular_values(stacks[task[0]][task[1]]), tasks)
-    needed = sorted({i for i, _ in tasks})
-    values = {i: np.concatenate([p for (j, _), p in zip(tasks, parts) if j == i]) for i in needed}
-    return np.stack([reader.finish(c, values.get(i)) for i, reader in enumerate(readers)])
+def _read_all(readers: Sequence[_Reader], c: Array, xp: ArrayOps) -> Array:
+    """Scores (len(readers), B) of the C batch c (B, rows, cols)."""
+    values = xp.singular_values([reader.matrices(c) for reader in readers])
+    return xp.stack([reader.finish(c, sv) for reader, sv in zip(readers, values)])
 
 
 def _spectral_kernel(
-    x: np.ndarray, y: np.ndarray, wanted: Sequence[tuple[str, Mapping[str, Any]]]
+    x: np.ndarray, y: np.ndarray, wanted: Sequence[tuple[str, Mapping[str, Any]]], xp: ArrayOps
 ) -> ShuffleKernel:
     """One kernel for named spectral metrics (name, kwargs), all read off C = Ux^T Uy[perm]."""
     options = [
@@ -346,40 +424,76 @@ def _spectral_kernel(
         for i, (name, _) in enumerate(wanted)
         if name.startswith("svcca")
     }
-    (ux, sx), (uy, sy) = principal_coords(x, "x"), principal_coords(y, "y")
+    (ux, sx), (uy, sy) = xp.principal_coords(x, "x"), xp.principal_coords(y, "y")
     names = tuple(name for name, _ in wanted)
     if names == ("cka",) and sx.size * sy.size > _GATHER_COST * x.shape[0]:
-        return _cka_gram_kernel(ux * sx, uy * sy, np.linalg.norm(sx**2) * np.linalg.norm(sy**2))
+        denom = np.linalg.norm(sx**2) * np.linalg.norm(sy**2)
+        return _cka_gram_kernel(ux * xp.asarray(sx), uy * xp.asarray(sy), denom, xp)
     readers = [
         _svcca_reader(sx, sy, fixed[i], options[i].get("variance", 0.99))
         if i in fixed
-        else _scaled_reader(sx, sy, name)
+        else _scaled_reader(sx, sy, name, xp)
         for i, (name, _) in enumerate(wanted)
     ]
     rows, cols = max(r.rows for r in readers), max(r.cols for r in readers)
-    cross = _CrossProducts(ux[:, :rows], uy[:, :cols])
+    cross = xp.cross_products(ux[:, :rows], uy[:, :cols])
 
-    def values(perms: np.ndarray, dtype: type) -> np.ndarray:
-        return _read_all(readers, cross(perms, dtype))
+    def values(perms: Array, dtype: Any) -> Array:
+        return _read_all(readers, cross(perms, dtype), xp)
 
-    return ShuffleKernel(names, x.shape[0], cross.bytes_per_perm, values)
+    return xp.kernel(names, x.shape[0], cross.bytes_per_perm, values)
 
 
-def _cka_gram_kernel(a: np.ndarray, b: np.ndarray, denom: float) -> ShuffleKernel:
+def _cka_gram_kernel(a: Array, b: Array, denom: float, xp: ArrayOps) -> ShuffleKernel:
     """CKA alone via Gram matrices: <a a^T, (b b^T)[perm][:, perm]>_F / denom."""
-    align = _SquareAlignment(a @ a.T, b @ b.T)
-    n = a.shape[0]
-    return ShuffleKernel(("cka",), n, 8 * n, lambda perms, dtype: align(perms, dtype)[None] / denom)
+    align = xp.square_alignment(a @ a.T, b @ b.T)
+    return xp.kernel(
+        ("cka",), a.shape[0], align.bytes_per_perm, lambda perms, dtype: align(perms, dtype)[None] / denom
+    )
 
 
-def _rsa_kernel(x: np.ndarray, y: np.ndarray, **options: Any) -> ShuffleKernel:
+def _rsa_kernel(x: np.ndarray, y: np.ndarray, xp: ArrayOps, **options: Any) -> ShuffleKernel:
     """RSA: <Rx, Ry[perm][:, perm]>_F / 2 on the square (zero-diagonal) comparison vectors.
 
-    With more than max_items items, permutes within RSA's own item sub-sample.
+    The ranked vectors are computed on the host (rdm_vectors) and moved to xp's device. With more
+    than max_items items, permutes within RSA's own item sub-sample.
     """
-    align = _SquareAlignment(*(squareform(v) for v in rdm_vectors(x, y, **options)))
-    n = align.n
-    return ShuffleKernel(("rsa",), n, 8 * n, lambda perms, dtype: align(perms, dtype)[None] / 2)
+    mx, my = (xp.asarray(squareform(v)) for v in rdm_vectors(x, y, **options))
+    align = xp.square_alignment(mx, my)
+    return xp.kernel(
+        ("rsa",), mx.shape[0], align.bytes_per_perm, lambda perms, dtype: align(perms, dtype)[None] / 2
+    )
+
+
+class _NumpyOps:
+    """ArrayOps of the NumPy path: LAPACK / BLAS on the host, many small calls on a thread pool."""
+
+    asarray = staticmethod(np.asarray)
+    principal_coords = staticmethod(principal_coords)
+    cast = _Cast
+    einsum = staticmethod(np.einsum)
+    cross_products = _CrossProducts
+    square_alignment = _SquareAlignment
+    stack = staticmethod(np.stack)
+    kernel = staticmethod(ShuffleKernel)
+
+    @staticmethod
+    def singular_values(stacks: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+        """Singular values of the stacks, split into per-core chunks (large matrices) in parallel."""
+        tasks = [
+            (i, part)
+            for i, m in enumerate(stacks)
+            if m is not None
+            for part in (_chunks(len(m)) if m[0].size >= _PARALLEL_MIN_SIZE else [slice(None)])
+        ]
+        parts = parallel_map(lambda task: singular_values(stacks[task[0]][task[1]]), tasks)
+        return [
+            None if m is None else np.concatenate([p for (j, _), p in zip(tasks, parts) if j == i])
+            for i, m in enumerate(stacks)
+        ]
+
+
+_NUMPY: ArrayOps = _NumpyOps()
 
 
 def _named(name: str) -> Metric:

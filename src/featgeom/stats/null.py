@@ -12,13 +12,14 @@ paper's numbers and answer "does this particular pairing matter?".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from featgeom.checks import as_matrix, check_same_rows
+from featgeom.device import torch_device
 from featgeom.errors import ConfigError, ShapeError
 from featgeom.similarity.base import is_integer, paired_inputs
 from featgeom.stats.kernels import (
@@ -28,6 +29,7 @@ from featgeom.stats.kernels import (
     as_score,
     metric_function,
     metric_label,
+    paired_scores,
     shuffle_kernels,
 )
 
@@ -96,6 +98,7 @@ def null_test(
     paired_pool: bool = False,
     metric_kwargs: Mapping[str, Any] | None = None,
     precision: str = "float64",
+    device: object = None,
 ) -> NullTestResult:
     """Compare metric(x, y) on paired rows x (n, dim_x), y (n, dim_y) with a permutation null.
 
@@ -124,6 +127,17 @@ def null_test(
     float64 one (float32 rounding is far below that window) and null_mean / null_std differ from
     the float64 ones by rounding only (~1e-6).
 
+    ``device``: None (the default) runs the named metrics in NumPy / SciPy, the reference numbers.
+    A torch device ("cpu", "cuda", "cuda:N" or a ``torch.device``) runs them in torch on that
+    device (featgeom.stats.kernels): the same permutations (still drawn on the host by
+    ``rng.permutation``), the same float64 preparation, per-permutation arithmetic in
+    ``precision`` and the same float32 re-scoring, so the p-values are the NumPy path's and the
+    scores differ from it by rounding only (~1e-12 in float64, ~1e-6 in float32). With
+    kind="subset", each draw of a named metric (and the observed score) is scored on the device
+    (:func:`featgeom.stats.kernels.paired_scores`). Callables always run in NumPy. ConfigError
+    naming ``device`` for a bad one (or CUDA on a machine without it); ResourceError when the
+    device runs out of memory.
+
     p-value = (1 + #{null >= observed}) / (1 + n_perm), where null scores within 1e-12 (relative)
     of the observed one count as ties, so rounding never shrinks p (e.g. when a permutation happens
     to be the identity). ``n_perm`` >= 19 (MIN_N_PERM), so that p can reach 0.05, and small enough
@@ -136,15 +150,16 @@ def null_test(
     check_permutations(n_perm, seed, n_scores=1)
     label = _check_options(metric, kind, (pool_x, pool_y, paired_pool), metric_kwargs)
     _check_precision(precision, kind)
+    device = _checked_device(device)
     kwargs = dict(metric_kwargs or {})
     xa, ya = paired_inputs(x, y, min_rows=2)
     if kind == "shuffle":
-        return _shuffle_tests([(metric, kwargs)], xa, ya, n_perm, seed, precision)[label]
-    func = metric_function(metric, kwargs)
-    observed = as_score(func(xa, ya), metric)
+        return _shuffle_tests([(metric, kwargs)], xa, ya, n_perm, seed, precision, device)[label]
+    score = _scorer(metric, kwargs, device)
+    observed = score(xa, ya)
     px, py = _pools(xa, ya, pool_x, pool_y, paired_pool)
     rng = np.random.default_rng(seed)
-    null = _subset_null(func, metric, xa.shape[0], px, py, paired_pool, n_perm, rng)
+    null = _subset_null(score, xa.shape[0], px, py, paired_pool, n_perm, rng)
     return summarize_null(label, kind, observed, null, seed, precision)
 
 
@@ -157,17 +172,18 @@ def null_tests(
     seed: int = 0,
     metric_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     precision: str = "float64",
+    device: object = None,
 ) -> dict[str, NullTestResult]:
     """Shuffle null tests of several metrics (a single name is one metric) on the same permutations,
     keyed by metric name.
 
     Each result is the one ``null_test(metric, x, y, n_perm=n_perm, seed=seed,
-    metric_kwargs=metric_kwargs.get(name), precision=precision)`` returns (same permutations,
-    same scores up to rounding), but the named spectral metrics (svcca, svcca_legacy, cka,
-    procrustes) share one cross product per permutation, the dominant cost
-    (see featgeom.stats.kernels). ``metric_kwargs`` maps a metric's name (a callable's
-    ``__name__``) to its keyword arguments. ConfigError for an empty or duplicated metric list or
-    kwargs of a metric not listed; other errors as null_test.
+    metric_kwargs=metric_kwargs.get(name), precision=precision, device=device)`` returns (same
+    permutations, same scores up to rounding), but the named spectral metrics (svcca,
+    svcca_legacy, cka, procrustes) share one cross product per permutation, the dominant cost
+    (see featgeom.stats.kernels), on ``device`` when one is given. ``metric_kwargs`` maps a
+    metric's name (a callable's ``__name__``) to its keyword arguments. ConfigError for an empty
+    or duplicated metric list or kwargs of a metric not listed; other errors as null_test.
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     labels = [metric_label(m) for m in metrics]
@@ -180,23 +196,46 @@ def null_tests(
     for metric, label in zip(metrics, labels):
         _check_options(metric, "shuffle", (None, None, False), kwargs.get(label))
     _check_precision(precision, "shuffle")
+    device = _checked_device(device)
     xa, ya = paired_inputs(x, y, min_rows=2)
     requests = [(m, dict(kwargs.get(label) or {})) for m, label in zip(metrics, labels)]
-    return _shuffle_tests(requests, xa, ya, n_perm, seed, precision)
+    return _shuffle_tests(requests, xa, ya, n_perm, seed, precision, device)
 
 
 def _shuffle_tests(
-    requests: Sequence[Request], x: np.ndarray, y: np.ndarray, n_perm: int, seed: int, precision: str
+    requests: Sequence[Request],
+    x: np.ndarray,
+    y: np.ndarray,
+    n_perm: int,
+    seed: int,
+    precision: str,
+    device: object,
 ) -> dict[str, NullTestResult]:
     """Shuffle nulls: each kernel draws its permutations from a fresh default_rng(seed)."""
     results = {}
-    for kernel in shuffle_kernels(requests, x, y):
+    for kernel in shuffle_kernels(requests, x, y, device):
         observed = kernel.values(np.arange(kernel.n_items)[None, :], np.float64)[:, 0]
         rng = np.random.default_rng(seed)
         null = _shuffle_null(kernel, n_perm, rng, PRECISIONS[precision], observed)
         for label, obs, scores in zip(kernel.metrics, observed, null):
             results[label] = summarize_null(label, "shuffle", float(obs), scores, seed, precision)
     return {metric_label(m): results[metric_label(m)] for m, _ in requests}
+
+
+def _checked_device(device: object) -> object:
+    """None (the NumPy path) or the checked torch.device; ConfigError naming ``device``."""
+    return None if device is None else torch_device(device)
+
+
+def _scorer(
+    metric: str | Metric, kwargs: Mapping[str, Any], device: object
+) -> Callable[[np.ndarray, np.ndarray], float]:
+    """score(x, y) of ``metric`` with ``kwargs``: the metric's function on the NumPy path and for
+    callables, else the named metric's kernel on ``device`` (:func:`paired_scores`)."""
+    func = metric_function(metric, kwargs)  # ConfigError for unknown names or kwargs, before any draw
+    if device is None or not isinstance(metric, str):
+        return lambda a, b: as_score(func(a, b), metric)
+    return lambda a, b: float(paired_scores([(metric, kwargs)], a, b, device)[0])
 
 
 def _check_precision(precision: str, kind: str) -> None:
@@ -265,8 +304,11 @@ def _shuffle_null(
 
 
 def _scores(kernel: ShuffleKernel, perms: np.ndarray, dtype: type, observed: np.ndarray) -> np.ndarray:
-    """Kernel scores (n_metrics, B) of perms; float32 near-ties of ``observed`` re-scored in float64."""
-    scores = kernel.values(perms, dtype)
+    """Kernel scores (n_metrics, B) of perms; float32 near-ties of ``observed`` re-scored in float64.
+
+    Held in float64, so that the re-scored values keep their float64 bits.
+    """
+    scores = kernel.values(perms, dtype).astype(np.float64, copy=False)
     if dtype == np.float64:
         return scores
     window = _FLOAT32_WINDOW * np.maximum(1.0, np.abs(observed))[:, None]
@@ -296,8 +338,7 @@ def _pools(
 
 
 def _subset_null(
-    func: Metric,
-    metric: str | Metric,
+    score: Callable[[np.ndarray, np.ndarray], float],
     n: int,
     pool_x: np.ndarray,
     pool_y: np.ndarray,
@@ -310,7 +351,7 @@ def _subset_null(
     for j in range(n_perm):
         ix = rng.choice(pool_x.shape[0], size=n, replace=False)
         iy = ix if paired_pool else rng.choice(pool_y.shape[0], size=n, replace=False)
-        null[j] = as_score(func(pool_x[ix], pool_y[iy]), metric)
+        null[j] = score(pool_x[ix], pool_y[iy])
     return null
 
 
