@@ -14,21 +14,35 @@ latent's best partners are kept, so memory is O(nnz(S) + block) rather than O(n_
 (Batches that are not sparse, e.g. Gaussian test data, go through BLAS into a dense S instead.)
 Latents that never fire (dead) or never change (constant) have no correlation: they are listed
 in the result and left out of the matrix, never given a 0 or NaN.
+
+``device=None`` (the default) runs all of it in NumPy / SciPy, featgeom's reference. With a torch
+device (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``) the input checks and per-latent
+statistics still run here on the host, and the finish (and, for :class:`PermutedCorrelation`, the
+cross product of every permutation) runs on the device in float64
+(:mod:`featgeom.match._torch_correlation`): the same correlations up to the rounding of S's sums
+(~1e-15), hence the same partners except where two candidates tie to within that rounding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from featgeom.checks import as_activations, check_same_rows, to_numpy
+from featgeom.device import torch_device
 from featgeom.errors import DataError, ShapeError
 from featgeom.match._sparse_best import Axis, best_partners
-from featgeom.match._topk import both_sides
+from featgeom.match._topk import TopK, both_sides
 from featgeom.match._validate import positive_int, preview
+
+if TYPE_CHECKING:
+    import torch
+
+    from featgeom.match._torch_correlation import DeviceActivations, DeviceFinish
 
 Batch = np.ndarray | sp.csr_array
 
@@ -199,20 +213,28 @@ class CorrelationAccumulator:
         else:
             self._sparse = part if self._sparse is None else self._sparse + part
 
-    def result(self, *, top_k: int | None = None, block_mb: int = 4) -> CorrelationResult:
+    def result(self, *, top_k: int | None = None, block_mb: int = 4, device: object = None) -> CorrelationResult:
         """Finish: full correlation matrix, or each latent's ``top_k`` partners on both sides.
 
-        Work is done ``block_mb`` MiB of dense float64 rows at a time.
+        Work is done ``block_mb`` MiB of dense float64 rows at a time; on the host (device=None),
+        or on ``device`` (a torch device; the accumulated S is uploaded once, see the module
+        docstring).
         """
         if top_k is not None:
             top_k = positive_int(top_k, "top_k")
         block_bytes = positive_int(block_mb, "block_mb") << 20
+        where = None if device is None else torch_device(device)
         if self._a is None or self._b is None or self.n_samples == 0:
             raise DataError("acts: no samples were given")
         n = self.n_samples
         sides = self._a.finish(n, "acts_a"), self._b.finish(n, "acts_b")
         counts = self._a.n_latents, self._b.n_latents
-        return finish_correlation(self._cross(), sides, counts, n, top_k, block_bytes)
+        if where is None:
+            return finish_correlation(self._cross(), sides, counts, n, top_k, block_bytes)
+        from featgeom.match._torch_correlation import cross_tensor
+
+        finish = _device_finish(sides, counts, n, block_bytes, where)
+        return _finished_on_device(finish, cross_tensor(self._cross(), where), sides, counts, n, top_k)
 
     def _cross(self) -> np.ndarray | sp.csc_array:
         """The accumulated S = A^T B (n_a, n_b): CSC unless some batch went through BLAS."""
@@ -252,38 +274,64 @@ def finish_correlation(
     """
     side_a, side_b = sides
     blocks = _CorrBlocks.build(cross, side_a, side_b, n)
-    common = dict(
-        n_samples=n,
-        n_latents_a=counts[0],
-        n_latents_b=counts[1],
-        alive_a=side_a.alive,
-        alive_b=side_b.alive,
-        dead_a=side_a.dead,
-        dead_b=side_b.dead,
-        constant_a=side_a.constant,
-        constant_b=side_b.constant,
-    )
-    if top_k is None:
-        matrix = np.empty((side_a.alive.size, side_b.alive.size))
-        blocks.block(0, side_a.alive.size, matrix)
-        np.clip(matrix, -1.0, 1.0, out=matrix)
-        return CorrelationResult(**common, matrix=matrix)
     shape = (side_a.alive.size, side_b.alive.size)
+    if top_k is None:
+        matrix = np.empty(shape)
+        blocks.block(0, side_a.alive.size, matrix)
+        return _assembled(matrix, sides, counts, n, None)
     top = both_sides(blocks.block, blocks.transposed().block, shape, top_k, block_bytes)
+    return _assembled(top, sides, counts, n, top_k)
+
+
+def _assembled(
+    found: np.ndarray | TopK, sides: tuple[_Side, _Side], counts: tuple[int, int], n: int, top_k: int | None
+) -> CorrelationResult:
+    """The CorrelationResult of a finish: ``found`` is the (alive_a, alive_b) matrix (clipped in
+    place) or the top-k lists (positions among the alive ids, mapped to latent ids)."""
+    common = _common_fields(sides, counts, n)
+    if isinstance(found, np.ndarray):
+        np.clip(found, -1.0, 1.0, out=found)
+        return CorrelationResult(**common, matrix=found)
+    side_a, side_b = sides
     return CorrelationResult(
         **common,
         top_k=top_k,
-        top_b_for_a=side_b.alive[top.row_idx],
-        top_corr_for_a=np.clip(top.row_val, -1.0, 1.0),
-        top_a_for_b=side_a.alive[top.col_idx],
-        top_corr_for_b=np.clip(top.col_val, -1.0, 1.0),
+        top_b_for_a=side_b.alive[found.row_idx],
+        top_corr_for_a=np.clip(found.row_val, -1.0, 1.0),
+        top_a_for_b=side_a.alive[found.col_idx],
+        top_corr_for_b=np.clip(found.col_val, -1.0, 1.0),
     )
+
+
+def _device_finish(
+    sides: tuple[_Side, _Side], counts: tuple[int, int], n: int, block_bytes: int, device: torch.device
+) -> DeviceFinish:
+    """The device finish of both sides' statistics (scales and z as :meth:`_CorrBlocks.build`)."""
+    from featgeom.match._torch_correlation import DeviceFinish
+
+    scales, z = _finish_factors(sides, n)
+    return DeviceFinish((sides[0].alive, sides[1].alive), z, scales, counts, block_bytes, device)
+
+
+def _finished_on_device(
+    finish: DeviceFinish, cross: torch.Tensor, sides: tuple[_Side, _Side], counts: tuple[int, int], n: int,
+    top_k: int | None,
+) -> CorrelationResult:
+    """The CorrelationResult of S = ``cross`` (n_a, n_b; a dense or CSR tensor) finished on its device."""
+    found = finish.matrix(cross) if top_k is None else finish.top(cross, top_k)
+    return _assembled(found, sides, counts, n, top_k)
+
+
+def _through_blas(products: float, n: int, n_a: int, n_b: int) -> bool:
+    """Whether a^T b (n_a, n_b) over n rows goes through BLAS: when its sparse cost ``products`` =
+    sum_t nnz(a_t) nnz(b_t), times _DENSE_CROSS_RATIO, exceeds BLAS's n n_a n_b."""
+    return products * _DENSE_CROSS_RATIO > n * n_a * n_b
 
 
 def _cross_product(a: Batch, b: Batch) -> np.ndarray | sp.csc_array:
     """a^T b (n_a, n_b): through BLAS when the batch is dense enough, else sparse-sparse (CSC)."""
     products = float(np.dot(_row_nnz(a), _row_nnz(b)))
-    if products * _DENSE_CROSS_RATIO > a.shape[0] * a.shape[1] * b.shape[1]:
+    if _through_blas(products, a.shape[0], a.shape[1], b.shape[1]):
         return _as_dense(a).T @ _as_dense(b)
     return sp.csc_array(_as_csr(a).T @ _as_csr(b))
 
@@ -300,11 +348,21 @@ class PermutedCorrelation:
     ``result(identity)`` is exactly what :func:`activation_correlation` returns for the two
     whole matrices in one batch (same arithmetic). ShapeError for fewer than MIN_SAMPLES (100)
     samples: this serves pairings and their permutation nulls.
+
+    device: None (NumPy / SciPy) or a torch device (str or ``torch.device``, checked first:
+    ConfigError naming ``device``). With a device, the input checks, per-latent statistics and
+    alive / dead / constant sets are computed on the host as without one (same sets, same
+    errors), the activations are uploaded once, and every :meth:`result` computes S = A^T B[perm]
+    and its finish on the device in float64 (top-1 by the blockwise argmax, not the sparse
+    shortcut; module docstring). Out of device memory: ResourceError.
     """
 
-    def __init__(self, acts_a: object, acts_b: object, *, top_k: int | None = None, block_mb: int = 4) -> None:
+    def __init__(
+        self, acts_a: object, acts_b: object, *, top_k: int | None = None, block_mb: int = 4, device: object = None
+    ) -> None:
         self.top_k = None if top_k is None else positive_int(top_k, "top_k")
         self._block_bytes = positive_int(block_mb, "block_mb") << 20
+        where = None if device is None else torch_device(device)
         a, b = _batch(acts_a, "acts_a"), _batch(acts_b, "acts_b")
         check_same_rows(a, b, ("acts_a", "acts_b"))
         check_samples(a.shape[0], "acts_a, acts_b")
@@ -316,19 +374,44 @@ class PermutedCorrelation:
         self._counts = a.shape[1], b.shape[1]
         self._a, self._b = a, b
         self._axes: tuple[Axis, Axis] | None = None
+        self._device: _DevicePath | None = None
+        if where is not None:
+            from featgeom.match._torch_correlation import DeviceActivations
+
+            finish = _device_finish(self._sides, self._counts, self.n_samples, self._block_bytes, where)
+            self._device = _DevicePath(DeviceActivations(a, b, where), finish, (_row_nnz(a), _row_nnz(b)))
 
     def result(self, perm: np.ndarray | None = None) -> CorrelationResult:
         """corr(A, B[perm]) (``perm`` (n,) a permutation of range(n); None: the identity).
 
         With ``top_k=1`` and a sparse cross product, each latent's best partner is read off the
         stored entries of S and the per-latent statistics (:mod:`featgeom.match._sparse_best`,
-        O(nnz(S)), bit-identical to the blockwise finish); otherwise the blockwise finish.
+        O(nnz(S)), bit-identical to the blockwise finish); otherwise the blockwise finish. On a
+        device, S and the blockwise finish run there (:meth:`_device_result`).
+        DataError when ``perm`` is not a permutation of range(n).
         """
+        perm = None if perm is None else _permutation(perm, self.n_samples)
+        if self._device is not None:
+            return self._device_result(perm)
         b = self._b if perm is None else self._b[perm]
         cross = _cross_product(self._a, b)
         if self.top_k == 1 and not isinstance(cross, np.ndarray):
             return self._sparse_top1(cross)
         return finish_correlation(cross, self._sides, self._counts, self.n_samples, self.top_k, self._block_bytes)
+
+    def _device_result(self, perm: np.ndarray | None) -> CorrelationResult:
+        """corr(A, B[perm]) with S and the finish on the device; S goes through a dense matmul
+        exactly when the NumPy path would use BLAS (:func:`_through_blas`, from the row nonzero
+        counts, which the permutation reorders)."""
+        assert self._device is not None
+        nnz_a, nnz_b = self._device.row_nnz
+        products = float(np.dot(nnz_a, nnz_b if perm is None else nnz_b[perm]))
+        blas = _through_blas(products, self.n_samples, *self._counts)
+        n_a, n_b = self._counts
+        # dense: B[perm] and S; sparse: B[perm] and at most min(products, n_a n_b) entries of S
+        needed = 8 * (self.n_samples + n_a) * n_b if blas else 16 * (int(nnz_b.sum()) + min(products, n_a * n_b))
+        cross = self._device.activations.cross(perm, blas, int(needed))
+        return _finished_on_device(self._device.finish, cross, self._sides, self._counts, self.n_samples, self.top_k)
 
     def _sparse_top1(self, cross: sp.csc_array) -> CorrelationResult:
         """The top_k=1 result from the sparse S = A^T B[perm] without dense blocks."""
@@ -346,10 +429,40 @@ class PermutedCorrelation:
         )
 
 
+@dataclass(frozen=True)
+class _DevicePath:
+    """What :class:`PermutedCorrelation` keeps for a device: the uploaded activations, the finish
+    and the rows' nonzero counts (n,) of A and B (for the NumPy path's BLAS rule)."""
+
+    activations: DeviceActivations
+    finish: DeviceFinish
+    row_nnz: tuple[np.ndarray, np.ndarray]
+
+
+def _permutation(perm: object, n: int) -> np.ndarray:
+    """``perm`` as an int64 array (n,); DataError unless it is a permutation of range(n)."""
+    p = np.asarray(perm)
+    if p.shape != (n,) or not np.issubdtype(p.dtype, np.integer):
+        raise DataError(f"perm: expected a permutation of range({n}) (integers, shape ({n},)), got "
+                        f"{p.dtype} of shape {p.shape}")
+    p = p.astype(np.int64, copy=False)
+    if p.min() < 0 or p.max() >= n or np.bincount(p, minlength=n).max() > 1:
+        raise DataError(f"perm: not a permutation of range({n}) (ids out of range or repeated)")
+    return p
+
+
+def _finish_factors(
+    sides: tuple[_Side, _Side], n: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The finish's scales (1 / (n sd_a), 1 / sd_b) and z = (mean_a / sd_a, mean_b / sd_b) of the alive latents."""
+    a, b = sides
+    return (1.0 / (n * a.sd), 1.0 / b.sd), (a.mean / a.sd, b.mean / b.sd)
+
+
 def _best_axes(sides: tuple[_Side, _Side], counts: tuple[int, int], n: int) -> tuple[Axis, Axis]:
     """Both sides' statistics for :func:`best_partners`, computed as :meth:`_CorrBlocks.build` does."""
     a, b = sides
-    scales, z = (1.0 / (n * a.sd), 1.0 / b.sd), (a.mean / a.sd, b.mean / b.sd)
+    scales, z = _finish_factors(sides, n)
     return Axis.build(counts[0], a.alive, z[0], scales[0]), Axis.build(counts[1], b.alive, z[1], scales[1])
 
 
@@ -386,7 +499,7 @@ class _CorrBlocks:
     @classmethod
     def build(cls, cross: np.ndarray | sp.csc_array, a: _Side, b: _Side, n: int) -> _CorrBlocks:
         """Blocks of corr between alive latents of A (rows) and B (columns) from S = A^T B."""
-        scales, z = (1.0 / (n * a.sd), 1.0 / b.sd), (a.mean / a.sd, b.mean / b.sd)
+        scales, z = _finish_factors((a, b), n)
         if isinstance(cross, np.ndarray):
             return cls(cross[np.ix_(a.alive, b.alive)], scales, z)
         cross_t = _restrict(sp.csr_array(cross.T), b.alive, a.alive)  # CSC of S is CSR of S^T
@@ -440,6 +553,7 @@ def activation_correlation(
     top_k: int | None = None,
     batch_size: int | None = None,
     block_mb: int = 4,
+    device: object = None,
 ) -> CorrelationResult:
     """Pearson correlation between every latent of A and every latent of B over the same samples.
 
@@ -449,10 +563,17 @@ def activation_correlation(
     sparse, else about 64 MiB of float64). With ``top_k`` the result holds each alive latent's
     ``top_k`` best partners on both sides instead of the full matrix, computed ``block_mb`` MiB
     of dense rows at a time.
+
+    device: None (all in NumPy / SciPy) or a torch device (checked before any work). With a
+    device, the batches (in-memory or streamed alike) are still accumulated on the host, S = A^T B
+    included, and only the finish, the O(n_a n_b) part, runs on the device; for S on the device
+    as well (e.g. for many permutations) use :class:`PermutedCorrelation`.
     """
     if top_k is not None:
         positive_int(top_k, "top_k")
     positive_int(block_mb, "block_mb")
+    if device is not None:
+        device = torch_device(device)
     acc = CorrelationAccumulator()
     if acts_b is None:
         for k, item in enumerate(_pairs(acts_a)):
@@ -461,7 +582,7 @@ def activation_correlation(
         size = None if batch_size is None else positive_int(batch_size, "batch_size")
         for a, b, rows in _chunks(acts_a, acts_b, size):
             acc._add(a, b, f"acts_a (rows {rows})", f"acts_b (rows {rows})")
-    return acc.result(top_k=top_k, block_mb=block_mb)
+    return acc.result(top_k=top_k, block_mb=block_mb, device=device)
 
 
 def _pairs(stream: object) -> Iterator[tuple[object, object]]:

@@ -38,6 +38,15 @@ per-latent means and stds do not change under a row permutation and are computed
 :class:`featgeom.match.PermutedCorrelation`), the finish of the correlation (full matrix or top-k
 partners), the pairing of each mode from that one correlation, and one thin SVD per side shared
 by every spectral metric (:func:`featgeom.stats.kernels.paired_scores`).
+
+**Device.** ``device=None`` runs everything in NumPy / SciPy. With a torch device (``"cpu"``,
+``"cuda"``, ``"cuda:N"`` or a ``torch.device``) the correlations (cross product and finish, of
+the observed samples and of every permutation) run there in float64
+(``PermutedCorrelation(..., device=device)``), and so do the scores
+(``paired_scores(..., device=device)``); the permutations and subsets are still drawn on the host
+by the same NumPy generator, and the pairing and p-values are computed exactly as without one, so
+a device changes the null values only by rounding (the pairing only where two partners tie to
+within it).
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from featgeom.checks import as_matrix
+from featgeom.device import torch_device
 from featgeom.errors import ConfigError, DataError, FeatgeomError, ShapeError
 from featgeom.match import MODES, CorrelationResult, Pairing, PermutedCorrelation, pair
 from featgeom.match._validate import bool_mask
@@ -125,6 +135,7 @@ def repair_tests(
     block_size: int = 1,
     subset_a: object = None,
     subset_b: object = None,
+    device: object = None,
 ) -> ProcedureTests:
     """Similarity of paired decoder rows with a null that re-derives the pairing (module docstring).
 
@@ -147,7 +158,12 @@ def repair_tests(
     featgeom.match.MIN_SAMPLES (100) samples; DataError when the samples (or blocks) have fewer
     distinct permutations than n_perm needs, or a null draw leaves fewer than 3 pairs (e.g.
     min_corr too high).
+
+    device: None (NumPy / SciPy) or a torch device for the correlations and scores (module
+    docstring); ConfigError naming ``device`` for an unknown or absent device, checked before any
+    work; ResourceError when the device runs out of memory.
     """
+    device = None if device is None else torch_device(device)
     procedure = procedure or PairingProcedure()
     names, kwargs = _checked_metrics(metrics, metric_kwargs)
     check_permutations(n_perm, seed, n_scores=len(names) * len(procedure.modes))
@@ -155,7 +171,7 @@ def repair_tests(
         raise ConfigError(f"kind: unknown re-pairing null {kind!r} (allowed: {', '.join(REPAIR_KINDS)})")
     if kind == "permute" and (subset_a is not None or subset_b is not None):
         raise ConfigError("subset_a, subset_b: only used by kind='subset'")
-    permuted = PermutedCorrelation(acts_a, acts_b, top_k=procedure.top_k)
+    permuted = PermutedCorrelation(acts_a, acts_b, top_k=procedure.top_k, device=device)
     corr = permuted.result()
     dec_a, dec_b = _decoders(dec_a, dec_b, corr)
     requests = [(name, kwargs.get(name, {})) for name in names]
@@ -176,11 +192,11 @@ def repair_tests(
 
         def draw() -> dict[str, Pairing]:
             return procedure.pairings(corr, *_random_subsets(rng, pools, sizes, counts))
-    observed = {m: _scores(p, dec_a, dec_b, requests, "the observed pairing") for m, p in pairings.items()}
+    observed = {m: _scores(p, dec_a, dec_b, requests, "the observed pairing", device) for m, p in pairings.items()}
     null = {m: np.empty((len(names), n_perm)) for m in procedure.modes}
     for j in range(n_perm):
         for mode, pairing in _drawn(draw, j, kind).items():
-            null[mode][:, j] = _scores(pairing, dec_a, dec_b, requests, f"null draw {j}")
+            null[mode][:, j] = _scores(pairing, dec_a, dec_b, requests, f"null draw {j}", device)
     label = "repair" if kind == "permute" else "subset_repair"
     tests = {
         mode: {name: summarize_null(name, label, float(observed[mode][i]), null[mode][i].copy(), seed, "float64")
@@ -299,15 +315,17 @@ def _drawn(draw: Callable[[], dict[str, Pairing]], j: int, kind: str) -> dict[st
 
 
 def _scores(
-    pairing: Pairing, dec_a: np.ndarray, dec_b: np.ndarray, requests: list[tuple[str, dict[str, Any]]], where: str
+    pairing: Pairing, dec_a: np.ndarray, dec_b: np.ndarray, requests: list[tuple[str, dict[str, Any]]], where: str,
+    device: object,
 ) -> np.ndarray:
-    """Scores (n_metrics,) of the paired decoder rows; DataError naming ``where`` on failure."""
+    """Scores (n_metrics,) of the paired decoder rows, computed on ``device`` (None: NumPy);
+    DataError naming ``where`` on failure."""
     if len(pairing) < MIN_PAIRS:
         raise DataError(
             f"{where}: pairing '{pairing.mode}' has {len(pairing)} pair(s); the similarity metrics "
             f"need at least {MIN_PAIRS} (lower min_corr or widen the keep masks)"
         )
     try:
-        return paired_scores(requests, dec_a[pairing.idx_a], dec_b[pairing.idx_b])
+        return paired_scores(requests, dec_a[pairing.idx_a], dec_b[pairing.idx_b], device=device)
     except FeatgeomError as exc:
         raise type(exc)(f"{where}, pairing '{pairing.mode}': {exc}") from None
