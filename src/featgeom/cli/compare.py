@@ -21,14 +21,18 @@ def compare_cmd(
                                    "pairing recomputed) and/or 'shuffle' (the paper's Test 1). Repeatable."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the inputs and of the nulls."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON (last line)."),
+    device: str = typer.Option("cpu", "--device", help="Where encoding, correlation and nulls run: cpu (the "
+                               "NumPy path) | cuda | cuda:N (the torch path; same pairs and p-values)."),
 ) -> None:
     """Compare two stored SAEs of one family on the same inputs, with ground truth."""
+    from featgeom.device import compute_device
     from featgeom.experiments import GroundTruth, compare
     from featgeom.experiments.compare import SIMILARITY_METRICS
     from featgeom.family import load as load_family
     from featgeom.sae import load as load_sae
     from featgeom.sae.train import family_id_of
 
+    where = compute_device(device, "--device")
     fam = load_family(family)
     a, b = load_sae(sae_a), load_sae(sae_b)
     for path, sae in ((sae_a, a), (sae_b, b)):
@@ -36,7 +40,8 @@ def compare_cmd(
             raise ConfigError(f"{path}: trained on family {sae.family_id}, not on {family} ({family_id_of(fam)})")
     batch = fam.sample(samples, seed=seed, with_features=True, members=[a.member, b.member])
     result = compare(a.sae, b.sae, batch.hidden[a.member], batch.hidden[b.member], n_perm=n_perm, seed=seed,
-                     nulls=null, ground_truth=GroundTruth.from_family(fam, a.member, b.member, batch.features))
+                     nulls=null, ground_truth=GroundTruth.from_family(fam, a.member, b.member, batch.features),
+                     device=where)
     if as_json:
         typer.echo(result.to_json())
         return

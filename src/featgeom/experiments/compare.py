@@ -59,18 +59,25 @@ class CompareResult:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-def encode(sae: Any, acts: np.ndarray, side: str, n_latents: int, batch_size: int = 4096) -> sp.csr_matrix:
+def encode(sae: Any, acts: np.ndarray, side: str, n_latents: int, batch_size: int = 4096,
+           device: Any = None) -> sp.csr_matrix:
     """Latent activations (n, n_latents) of an SAELens-style SAE (``encode``) as a float32 CSR matrix.
 
-    Batches of ``batch_size`` rows of acts (n, d) go to the device and dtype of ``sae.W_dec`` (a
-    torch tensor; otherwise they stay float32 CPU tensors); see :func:`_encoded` for the errors.
+    With ``device`` (a torch.device) the SAE is moved there first (``sae.to(device)``, as SAELens
+    does). Batches of ``batch_size`` rows of acts (n, d) go to the device and dtype of
+    ``sae.W_dec`` (a torch tensor; otherwise they stay float32 CPU tensors); see :func:`_encoded`
+    for the errors; running out of device memory is one ResourceError.
     """
     import torch
 
+    from featgeom.device import device_memory
+
+    if device is not None and hasattr(sae, "to"):
+        sae.to(device)
     w_dec = sae.W_dec
     where = {"device": w_dec.device, "dtype": w_dec.dtype} if isinstance(w_dec, torch.Tensor) else {}
     parts = []
-    with torch.no_grad():
+    with torch.no_grad(), device_memory(f"encoding acts_{side}", 4 * batch_size * (n_latents + acts.shape[1])):
         for start in range(0, acts.shape[0], batch_size):
             chunk = torch.as_tensor(np.ascontiguousarray(acts[start:start + batch_size]), **where)
             parts.append(sp.csr_matrix(_encoded(sae, chunk, side, n_latents)))
@@ -105,26 +112,36 @@ def compare(
     modes: Sequence[str] | str = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
     rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None, precision: str = "float32",
     nulls: Sequence[str] = ("repair",), min_corr: float | None = None, keep_a: Any = None, keep_b: Any = None,
-    block_size: int = 1,
+    block_size: int = 1, device: Any = None,
 ) -> CompareResult:
     """Measure how similar two SAEs are on the same inputs.
 
     sae_a, sae_b: SAELens SAEs (anything with ``encode`` and ``W_dec``); acts_a (n, d_a), acts_b
     (n, d_b): the two models' activations on the same n >= 100 inputs (row i = same input;
-    featgeom.match.MIN_SAMPLES). Encodes both and runs :func:`compare_latents` (all other
-    arguments as there); every option is checked before anything is encoded.
+    featgeom.match.MIN_SAMPLES). Encodes both (on ``device`` when given: the SAEs are moved there)
+    and runs :func:`compare_latents` (all other arguments as there); every option is checked
+    before anything is encoded.
     """
     modes, _ = _checked_options(modes, nulls, precision, n_perm, seed)
+    device = _checked_device(device)
     acts_a, acts_b = as_matrix(acts_a, "acts_a", np.float32), as_matrix(acts_b, "acts_b", np.float32)
     check_same_rows(acts_a, acts_b, ("acts_a", "acts_b"))
     check_samples(acts_a.shape[0], "acts_a, acts_b")
     dec_a, dec_b = _checked_decoder(sae_a, acts_a, "a"), _checked_decoder(sae_b, acts_b, "b")
     return compare_latents(
-        encode(sae_a, acts_a, "a", dec_a.shape[0]), encode(sae_b, acts_b, "b", dec_b.shape[0]), dec_a, dec_b,
+        encode(sae_a, acts_a, "a", dec_a.shape[0], device=device),
+        encode(sae_b, acts_b, "b", dec_b.shape[0], device=device), dec_a, dec_b,
         modes=modes, n_perm=n_perm, seed=seed, rsa_max_items=rsa_max_items,
         ground_truth=ground_truth, precision=precision, nulls=nulls, min_corr=min_corr, keep_a=keep_a,
-        keep_b=keep_b, block_size=block_size,
+        keep_b=keep_b, block_size=block_size, device=device,
     )
+
+
+def _checked_device(device: Any) -> Any:
+    """None (the NumPy path) or the checked torch.device of ``device`` (a string or torch.device)."""
+    from featgeom.device import torch_device
+
+    return None if device is None else torch_device(device)
 
 
 def compare_latents(
@@ -132,7 +149,7 @@ def compare_latents(
     modes: Sequence[str] | str = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
     rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None, precision: str = "float32",
     nulls: Sequence[str] = ("repair",), min_corr: float | None = None, keep_a: Any = None, keep_b: Any = None,
-    block_size: int = 1,
+    block_size: int = 1, device: Any = None,
 ) -> CompareResult:
     """:func:`compare` from latent activations: lat_a (n, N_a), lat_b (n, N_b) (dense or sparse,
     same n samples) and decoder rows dec_a (N_a, d_a), dec_b (N_b, d_b).
@@ -155,12 +172,21 @@ def compare_latents(
 
     ``ground_truth`` adds the metrics only a synthetic family allows (see :class:`GroundTruth`).
 
+    ``device``: None (default) runs the correlation, pairing and nulls in NumPy / SciPy, the
+    reference numbers; a device ('cpu', 'cuda', 'cuda:N' or a torch.device) runs the correlation
+    (float64) and the similarity metrics and nulls (in ``precision``, near-ties re-scored in
+    float64) in torch on it. The pairs are the NumPy path's except for exact ties, the p-values
+    equal theirs, null means and stds agree to rounding (tests/experiments/test_compare_device.py).
+    The pairing itself (greedy, mutual, Hungarian) and the ground-truth metrics run on the host
+    from the correlations the device returns.
+
     Refused before any work: fewer than featgeom.match.MIN_SAMPLES (100) samples (ShapeError:
     chance correlations would swamp real ones), n_perm below 19 (p-values could never reach 0.05)
     or so large that the null scores would not fit 2 GiB (ConfigError;
     :func:`featgeom.stats.null.check_permutations`).
     """
     modes, nulls = _checked_options(modes, nulls, precision, n_perm, seed)
+    device = _checked_device(device)
     dec_a, dec_b = as_matrix(dec_a, "dec_a"), as_matrix(dec_b, "dec_b")
     for lat, dec, side in ((lat_a, dec_a, "a"), (lat_b, dec_b, "b")):
         if len(getattr(lat, "shape", ())) != 2:
@@ -174,10 +200,11 @@ def compare_latents(
     metric_kwargs = {"rsa": {"max_items": rsa_max_items}}
     if "repair" in nulls:
         tested = repair_tests(lat_a, lat_b, dec_a, dec_b, procedure=procedure, metrics=SIMILARITY_METRICS,
-                              metric_kwargs=metric_kwargs, n_perm=n_perm, seed=seed, block_size=block_size)
+                              metric_kwargs=metric_kwargs, n_perm=n_perm, seed=seed, block_size=block_size,
+                              device=device)
         corr, pairings = tested.corr, tested.pairings
     else:
-        corr = PermutedCorrelation(lat_a, lat_b, top_k=procedure.top_k).result()
+        corr = PermutedCorrelation(lat_a, lat_b, top_k=procedure.top_k, device=device).result()
         pairings = procedure.pairings(corr)
     result = CompareResult(
         n_samples=lat_a.shape[0], n_latents=(lat_a.shape[1], lat_b.shape[1]),
@@ -191,7 +218,8 @@ def compare_latents(
         tests = {"repair": tested.tests[mode]} if "repair" in nulls else {}
         if "shuffle" in nulls:
             tests["shuffle"] = null_tests(SIMILARITY_METRICS, dec_a[pairing.idx_a], dec_b[pairing.idx_b],
-                                          n_perm=n_perm, seed=seed, precision=precision, metric_kwargs=metric_kwargs)
+                                          n_perm=n_perm, seed=seed, precision=precision, metric_kwargs=metric_kwargs,
+                                          device=device)
         result.pairings[mode] = _pairing_summary(pairing, tests, nulls)
     if ground_truth is not None:
         result.ground_truth = ground_truth.measure(dec_a, dec_b, lat_a, lat_b, corr, result.pairs)

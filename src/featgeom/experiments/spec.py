@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from featgeom.config import build, check_seed, field_error, read_config_file, to_dict
+from featgeom.device import canonical_device
 from featgeom.errors import ConfigError
 from featgeom.match.pairing import MODES as PAIR_MODES
 from featgeom.sae.config import ARCHITECTURES
@@ -41,7 +42,12 @@ SWEEPABLE = {
     "feature_overlap_ratio": Sweepable("overlap", "shared fraction of features", 1.0),
     "superposition_delta": Sweepable("delta", "rho_mm(variant) - rho_mm(base)", 0.0),
 }
-PRESETS = ("tiny", "small", "medium")
+PRESETS = ("tiny", "small", "medium", "synthsaebench-16k")
+# Full scale (a GPU's job): the published 16k world with SynthSAEBench's SAE settings (width 4096,
+# L0 25, 200M samples; featgeom.sae.recipes.PUBLISHED) and the universality paper's 30k inputs,
+# before an experiment's own overrides for that preset.
+FULL_SCALE = {"synthsaebench-16k": {"sae": {"width_factor": 4096 / 16_384, "l0": 25, "samples": 200_000_000},
+                                    "compare": {"samples": 30_000}}}
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")  # a name that is safe in file names
 
 
@@ -181,7 +187,12 @@ class PresetOverride:
 
 @dataclass(frozen=True)
 class ExperimentSpec:
-    """One declarative experiment (see module docstring)."""
+    """One declarative experiment (see module docstring).
+
+    device: where its torch work runs: 'cpu' (default; the comparisons use the NumPy path), 'cuda'
+    or 'cuda:N' (SAE training, encoding, correlation, pairing's correlations and every null on
+    that device; :mod:`featgeom.device`); checked against the machine when a run starts.
+    """
 
     name: str
     description: str
@@ -193,8 +204,10 @@ class ExperimentSpec:
     presets: dict[str, PresetOverride] = field(default_factory=dict)
     preset: str = "small"
     note: str = ""
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "device", canonical_device(self.device, "device"))
         if not NAME_PATTERN.fullmatch(self.name):
             raise field_error("name", "must be 1-100 letters, digits, '-', '_' or '.', not starting with '.' "
                                       f"(it names the experiment's output files), got {self.name!r}")
@@ -221,16 +234,24 @@ class ExperimentSpec:
         return build(cls, data, where)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
+        """The experiment as a mapping; ``device`` only when it is not 'cpu', so the config hash of
+        a CPU run is what it was before devices existed (a GPU run's SAEs and last bits differ,
+        so it is a different run)."""
+        out = to_dict(self)
+        if out["device"] == "cpu":
+            del out["device"]
+        return out
 
     def at_preset(self, preset: str) -> ExperimentSpec:
         """This experiment on ``preset`` with that preset's overrides applied (``presets`` emptied)."""
         if preset not in PRESETS:
             raise ConfigError(f"preset: unknown preset {preset!r} (one of {', '.join(PRESETS)})")
         o = self.presets.get(preset, PresetOverride())
+        full = FULL_SCALE.get(preset, {})
         sweep = replace(self.sweep, values=o.values) if o.values is not None else self.sweep
-        sae = replace(self.sae, samples=o.sae_samples) if o.sae_samples is not None else self.sae
-        compare = self.compare
+        sae = replace(self.sae, **full.get("sae", {}))
+        sae = replace(sae, samples=o.sae_samples) if o.sae_samples is not None else sae
+        compare = replace(self.compare, **full.get("compare", {}))
         if o.compare_samples is not None:
             compare = replace(compare, samples=o.compare_samples)
         if o.n_perm is not None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import featgeom
+from featgeom.device import device_type
 from featgeom.errors import ArtifactError
 from featgeom.sae.config import SAETrainConfig
 from featgeom.store.artifacts import artifact_id, read_artifact, write_artifact
@@ -55,8 +56,15 @@ class TrainedSAE:
 
 
 def run_config(cfg: SAETrainConfig, family_id: str, member: str) -> dict[str, Any]:
-    """The content-addressed config of a run: training config (less NOT_IN_ID) + what it was trained on."""
+    """The content-addressed config of a run: training config (less NOT_IN_ID) + what it was trained on.
+
+    The device enters as its type ('cuda'; the index only says which of alike GPUs ran it), and not
+    at all for 'cpu', so CPU ids are those of the trainer before devices existed.
+    """
     train = {k: v for k, v in cfg.to_dict().items() if k not in NOT_IN_ID}
+    train["device"] = device_type(train["device"])
+    if train["device"] == "cpu":
+        del train["device"]
     return {"train": train, "family_id": family_id, "member": member}
 
 

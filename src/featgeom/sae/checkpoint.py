@@ -34,8 +34,9 @@ def write_checkpoint(root: Path, run_id: str, samples: int, state: dict[str, Any
     return path
 
 
-def latest_checkpoint(root: Path, run_id: str) -> tuple[Path, dict[str, Any]] | None:
-    """The newest whole, hash-verified checkpoint of ``run_id`` under ``root`` and its state, or None."""
+def latest_checkpoint(root: Path, run_id: str, device: Any = None) -> tuple[Path, dict[str, Any]] | None:
+    """The newest whole, hash-verified checkpoint of ``run_id`` under ``root`` and its state (tensors
+    on ``device``; None: where they were saved), or None."""
     if not root.is_dir():
         return None
     for path in sorted((p for p in root.iterdir() if p.name.isdigit()), reverse=True):
@@ -43,7 +44,7 @@ def latest_checkpoint(root: Path, run_id: str) -> tuple[Path, dict[str, Any]] | 
             manifest = json.loads((path / "manifest.json").read_text())
             if manifest.get("run_id") != run_id or sha256(path / "state.pt") != manifest.get("sha256"):
                 continue
-            return path, torch.load(path / "state.pt", weights_only=False)
+            return path, torch.load(path / "state.pt", weights_only=False, map_location=device)
         except (OSError, ValueError, RuntimeError):
             continue
     return None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from featgeom.config import build, check_seed, field_error, to_dict
+from featgeom.device import canonical_device
 
 ARCHITECTURES = ("standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated", "matching_pursuit")
 TOPK_FAMILY = ("topk", "batchtopk", "matryoshka_batchtopk")
@@ -45,6 +46,10 @@ class SAETrainConfig:
     checkpoint_every: samples between checkpoints (0: none; None: CHECKPOINT_FRACTION of samples);
     not part of the id: checkpoints change neither the weights nor the history.
     log_every: samples between history rows.
+    device: 'cpu', 'cuda' or 'cuda:N' (:mod:`featgeom.device`; checked against the machine when
+    training starts, so a stored GPU run's config still reads on a CPU machine).  On CUDA, training
+    runs with torch's deterministic algorithms (repeatable for a seed on one GPU model; ops without a
+    deterministic kernel warn).  Its type is part of the id (GPU and CPU bits differ); the index is not.
     """
 
     arch: str
@@ -73,8 +78,10 @@ class SAETrainConfig:
     threads: int = 1
     checkpoint_every: int | None = None
     log_every: int = 50_000
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "device", canonical_device(self.device, "device"))
         if self.arch not in ARCHITECTURES:
             raise field_error("arch", f"unknown architecture {self.arch!r} (one of {', '.join(ARCHITECTURES)})")
         if self.width < 1:

@@ -42,6 +42,7 @@ class _Counts:
     """Running sums over evaluation batches."""
 
     width: int
+    device: torch.device = torch.device("cpu")
     n: int = 0
     valid: int = 0
     sae_active: float = 0.0
@@ -51,11 +52,12 @@ class _Counts:
     sq_resid: float = 0.0
 
     def __post_init__(self) -> None:
-        self.sum_x = torch.zeros(0, dtype=torch.float64)
-        self.fired = torch.zeros(self.width, dtype=torch.bool)
-        self.tp = torch.zeros(self.width, dtype=torch.float64)
-        self.fp = torch.zeros(self.width, dtype=torch.float64)
-        self.fn = torch.zeros(self.width, dtype=torch.float64)
+        where = {"device": self.device}
+        self.sum_x = torch.zeros(0, dtype=torch.float64, **where)
+        self.fired = torch.zeros(self.width, dtype=torch.bool, **where)
+        self.tp = torch.zeros(self.width, dtype=torch.float64, **where)
+        self.fp = torch.zeros(self.width, dtype=torch.float64, **where)
+        self.fn = torch.zeros(self.width, dtype=torch.float64, **where)
 
 
 def check_input_dim(sae: Any, hidden_dim: int, member: str) -> None:
@@ -79,15 +81,20 @@ def mcc(cos: torch.Tensor) -> float:
 
 @torch.no_grad()
 def evaluate(sae: Any, feature_vectors: np.ndarray, batches: Any, member: str = "member") -> dict[str, float]:
-    """Metrics of ``sae`` (see module docstring) over ``batches`` of (hidden (n, d), acts CSR (n, N))."""
+    """Metrics of ``sae`` (see module docstring) over ``batches`` of (hidden (n, d), acts CSR (n, N)).
+
+    The batches are encoded on the SAE's device (where ``sae.W_dec`` is); the decoder-feature
+    cosines and the matching run on the host.
+    """
     sae.eval()
     decoder = sae.W_dec.detach().float()
     check_input_dim(sae, feature_vectors.shape[1], member)
-    cos = cosine_matrix(decoder, torch.from_numpy(np.asarray(feature_vectors, dtype=np.float32)))
+    cos = cosine_matrix(decoder.cpu(), torch.from_numpy(np.asarray(feature_vectors, dtype=np.float32)))
     best = cos.argmax(dim=1).numpy()
-    counts = _Counts(width=decoder.shape[0])
+    counts = _Counts(width=decoder.shape[0], device=decoder.device)
     for hidden, acts in batches:
-        _add_batch(counts, sae, torch.from_numpy(np.asarray(hidden, dtype=np.float32)), sp.csr_matrix(acts), best)
+        x = torch.from_numpy(np.asarray(hidden, dtype=np.float32)).to(decoder.device)
+        _add_batch(counts, sae, x, sp.csr_matrix(acts), best)
     return _finish(counts, cos)
 
 
@@ -108,7 +115,7 @@ def _add_batch(c: _Counts, sae: Any, x: torch.Tensor, acts: sp.csr_matrix, best:
     c.sum_x = batch_sum if c.sum_x.numel() == 0 else c.sum_x + batch_sum
     c.sq_norm += x.pow(2).sum().item()
     c.sq_resid += (x - x_hat).pow(2).sum().item()
-    truth = torch.from_numpy((acts[:, best] > 0).toarray())
+    truth = torch.from_numpy((acts[:, best] > 0).toarray()).to(x.device)
     c.tp += (fires & truth).sum(dim=0).double()
     c.fp += (fires & ~truth).sum(dim=0).double()
     c.fn += (~fires & truth).sum(dim=0).double()
@@ -177,14 +184,17 @@ def evaluate_on_member(sae: Any, family: Any, member: str | int, num_samples: in
 
 
 def evaluate_trained(trained: Any, family: Any, member: str | int, num_samples: int = 100_000, seed: int = 0,
-                     cross_member: bool = False) -> dict[str, float]:
+                     cross_member: bool = False, device: str = "cpu") -> dict[str, float]:
     """:func:`evaluate_on_member` of a stored SAE (a :class:`~featgeom.sae.artifact.TrainedSAE`), on
-    the thread count it was trained and evaluated with, so its training metrics are reproduced exactly.
+    the thread count it was trained and evaluated with, so its training metrics are reproduced exactly
+    (on the device type it was trained on; ``device`` 'cpu', 'cuda' or 'cuda:N' says where the SAE
+    is encoded, and it is moved back to the CPU afterwards).
 
     ConfigError when ``family`` is not the family it was trained on, or ``member`` is not its
     member and ``cross_member`` is False (a cross-member evaluation measures transfer, not the
     SAE's own quality, so it must be asked for).
     """
+    from featgeom.device import torch_device
     from featgeom.sae.resources import fixed_threads
     from featgeom.sae.train import family_id_of
 
@@ -195,4 +205,7 @@ def evaluate_trained(trained: Any, family: Any, member: str | int, num_samples: 
         raise ConfigError(f"member: the SAE was trained on member {trained.member!r}, not {name!r}; "
                           "pass --cross-member (cross_member=True) to evaluate its transfer to another member")
     with fixed_threads(trained.config.threads):
-        return evaluate_on_member(trained.sae, family, name, num_samples, seed=seed)
+        try:
+            return evaluate_on_member(trained.sae.to(torch_device(device)), family, name, num_samples, seed=seed)
+        finally:
+            trained.sae.to("cpu")

@@ -33,6 +33,9 @@ RECIPES: dict[str, dict[str, Any]] = {
               "sparsity_coefficient": 3.0, "controller_gain": 0.02},
     "matching_pursuit": {"lr": 3e-3, "samples": 1_500_000, "revival": "resample"},
 }
+# The SAE settings SynthSAEBench publishes for its 16k world (width 4096, L0 25, 200M training
+# samples; ../shared/notes/anchors.md), the defaults of `featgeom sae train --preset synthsaebench-16k`.
+PUBLISHED: dict[str, dict[str, Any]] = {"synthsaebench-16k": {"width": 4096, "l0": 25, "samples": 200_000_000}}
 TABLE_COLUMNS = ("arch", "mcc", "f1", "explained_variance", "l0", "dead_fraction", "minutes")
 
 
@@ -43,6 +46,11 @@ def true_l0(family: Any, member: str | int, num_samples: int = 16_384) -> float:
 
     _, acts = MemberStream(family, member, seed=0, salt=EVAL_SALT).next(num_samples)
     return float(acts.getnnz() / num_samples)
+
+
+def published_settings(preset: str | None) -> dict[str, Any]:
+    """The published SAE settings of a world preset (PUBLISHED), or {} for featgeom's own presets."""
+    return dict(PUBLISHED.get(preset or "", {}))
 
 
 def recipe(arch: str, family: Any, member: str | int = "base", **overrides: Any) -> SAETrainConfig:

@@ -6,7 +6,8 @@ floating-point reductions of some ops (TopK's auxiliary loss among them) are spl
 for different thread counts, so the count is part of a run's id and never taken from the caller.
 
 :func:`check_memory` refuses a run whose estimated peak memory (:func:`estimate_bytes`) exceeds
-what the machine has available, before anything is allocated.
+what the machine (or the CUDA device) has available, before anything is allocated;
+:func:`training_device` places a run on its device.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from featgeom.device import torch_device
 from featgeom.errors import ConfigError
 from featgeom.sae.config import SAETrainConfig
 from featgeom.sae.evaluate import EVAL_BATCH
@@ -82,9 +84,33 @@ def available_bytes() -> int | None:
 
 
 def check_memory(cfg: SAETrainConfig, d_in: int, num_features: int, calibration_samples: int) -> None:
-    """ConfigError naming the width when :func:`estimate_bytes` exceeds :func:`available_bytes`."""
-    needed, available = estimate_bytes(cfg, d_in, num_features, calibration_samples), available_bytes()
+    """ConfigError naming the width when :func:`estimate_bytes` exceeds the memory available: the
+    host's (:func:`available_bytes`) on the CPU, the device's free memory on CUDA (the device is
+    checked first: ConfigError naming ``device`` when it is not there)."""
+    needed = estimate_bytes(cfg, d_in, num_features, calibration_samples)
+    device = torch_device(cfg.device)
+    if device.type == "cuda":
+        available, where = torch.cuda.mem_get_info(device)[0], f"{device} memory"
+    else:
+        available, where = available_bytes(), "memory"
     if available is not None and needed > available:
         raise ConfigError(f"width: {cfg.width:,} latents on {d_in} dims need about {needed / GIB:,.1f} GiB "
                           f"(estimated peak of training and evaluation) but {max(available, 0) / GIB:,.1f} GiB "
-                          f"of memory is available; use a smaller width")
+                          f"of {where} is available; use a smaller width")
+
+
+@contextmanager
+def training_device(cfg: SAETrainConfig) -> Iterator[torch.device]:
+    """Yield the checked torch.device of ``cfg.device``; on CUDA the body runs with torch's
+    deterministic algorithms (``warn_only``: an op without a deterministic CUDA kernel warns
+    instead of failing), restored afterwards, so a seed gives the same SAE on one GPU model."""
+    device = torch_device(cfg.device)
+    if device.type != "cuda":
+        yield device
+        return
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield device
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])

@@ -57,7 +57,7 @@ class SelectedPre(torch.autograd.Function):
         offsets = torch.cumsum(counts, 0) - counts
         # (W, d): row j = sum over pairs of latent j of g_e sae_in[r_e]
         g_w = F.embedding_bag(rows[by_latent], sae_in, offsets, mode="sum", per_sample_weights=grad[by_latent])
-        g_b = torch.zeros(w_enc.shape[1], dtype=grad.dtype).index_add_(0, cols, grad)
+        g_b = torch.zeros(w_enc.shape[1], dtype=grad.dtype, device=grad.device).index_add_(0, cols, grad)
         g_dec = -ctx.b_dec_in * (w_enc @ g_b)
         return None, g_w.T, g_b, g_dec, None, None, None, None
 
@@ -78,7 +78,7 @@ def sparse_forward_pass(sae: Any, step: Any) -> Any:
     pre = SelectedPre.apply(value, sae.W_enc, sae.b_enc, sae.b_dec, sae_in.detach(), rows, cols,
                             float(cfg.apply_b_dec_to_input))
     acts = (pre * norms[cols]).relu() * (1 / norms)[cols] if norms is not None else pre.relu()
-    offsets = torch.searchsorted(rows, torch.arange(x.shape[0]))
+    offsets = torch.searchsorted(rows, torch.arange(x.shape[0], device=rows.device))
     sae_out = F.embedding_bag(cols, sae.W_dec, offsets, mode="sum", per_sample_weights=acts) + sae.b_dec
     mse_loss = sae.mse_loss_fn(sae_out, x).sum(dim=-1).mean()
     aux = _topk_aux_loss(sae, sae_in, sae_out, x, step.dead_neuron_mask, norms)

@@ -21,7 +21,8 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from featgeom.errors import DataError
+from featgeom.device import device_memory
+from featgeom.errors import DataError, ResourceError
 from featgeom.family.family import SyntheticModelFamily
 from featgeom.sae import arch as archs
 from featgeom.sae.artifact import TrainedSAE, load, run_config, run_id, write_sae
@@ -39,7 +41,7 @@ from featgeom.sae.control import L0Controller
 from featgeom.sae.data import MemberStream
 from featgeom.sae.evaluate import check_eval_samples, evaluate_on_member
 from featgeom.sae.progress import progress_reporter
-from featgeom.sae.resources import check_memory, fixed_threads
+from featgeom.sae.resources import check_memory, estimate_bytes, fixed_threads, training_device
 from featgeom.sae.sparse import sparse_forward_pass, supports_sparse
 
 EVAL_SAMPLES = 100_000
@@ -85,7 +87,7 @@ class _Run:
         if self.controller is not None:
             self.controller.set_state(state["controller"])
         self.stream.set_state(state["stream"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())  # a CPU generator, whatever the device
         self.since_fired = state["since_fired"]
         self.samples, self.step = state["samples"], state["step"]
         self.history, self.window = state["history"], state["window"]
@@ -120,15 +122,18 @@ def train(family: SyntheticModelFamily, member: str | int, cfg: SAETrainConfig, 
     final = Path(store) / f"sae-{rid}" if store is not None else None
     if final is not None and final.exists():
         return load(final)
-    check_memory(cfg, m.hidden_dim, m.num_features, CALIBRATION_SAMPLES if _calibrates(cfg) else 0)
+    calibration = CALIBRATION_SAMPLES if _calibrates(cfg) else 0
+    check_memory(cfg, m.hidden_dim, m.num_features, calibration)
     start = time.perf_counter()
     root = checkpoint_root(Path(store), rid) if store is not None else None
-    with fixed_threads(cfg.threads):
-        run = _resumed_run(cfg, family, m.name, rid, root)
-        _fit(run, rid, root, progress, on_step)
-        sae = _final_sae(run)
-        _check_weights(run, sae)
-        metrics = evaluate_on_member(sae, family, m.name, eval_samples, seed=0)
+    with fixed_threads(cfg.threads), training_device(cfg) as device:
+        run = _resumed_run(cfg, family, m.name, rid, root, device)
+        with _out_of_memory(run, estimate_bytes(cfg, m.hidden_dim, m.num_features, calibration)):
+            _fit(run, rid, root, progress, on_step)
+            sae = _final_sae(run)
+            _check_weights(run, sae)
+            metrics = evaluate_on_member(sae.to(device), family, m.name, eval_samples, seed=0)
+        sae.to("cpu")  # stored (cfg.json included) as a CPU SAE, loadable anywhere
     _check_metrics(run, metrics)
     history = {k: np.asarray([row[k] for row in run.history], dtype=np.float64) for k in HISTORY_KEYS}
     meta = {"metrics": metrics, "family_id": fid, "member": m.name, "architecture": cfg.arch,
@@ -146,11 +151,25 @@ def _calibrates(cfg: SAETrainConfig) -> bool:
     return cfg.arch in CONTROLLED and cfg.calibrate_l0
 
 
+@contextmanager
+def _out_of_memory(run: _Run, needed: int) -> Iterator[None]:
+    """Running out of device memory becomes one ResourceError with the estimated need and where the
+    last good checkpoint is (a rerun with the same settings, on a device with more memory, resumes
+    from it)."""
+    try:
+        with device_memory(f"training {run.cfg.arch} (width {run.cfg.width:,}) on {run.cfg.device}", needed):
+            yield
+    except ResourceError as exc:
+        where = (f"last good checkpoint kept at {run.last_checkpoint} (a rerun with the same settings resumes "
+                 "from it)" if run.last_checkpoint else "no checkpoint was written yet")
+        raise ResourceError(f"{exc}; {where}") from None
+
+
 def _resumed_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str, rid: str,
-                 root: Path | None) -> _Run:
-    """A fresh run, set to the newest valid checkpoint under ``root`` when there is one."""
-    run = _new_run(cfg, family, member)
-    if root is not None and (found := latest_checkpoint(root, rid)) is not None:
+                 root: Path | None, device: torch.device) -> _Run:
+    """A fresh run on ``device``, set to the newest valid checkpoint under ``root`` when there is one."""
+    run = _new_run(cfg, family, member, device)
+    if root is not None and (found := latest_checkpoint(root, rid, device)) is not None:
         run.last_checkpoint, state = found
         run.set_state(state)
     return run
@@ -159,7 +178,8 @@ def _resumed_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str,
 def _final_sae(run: _Run) -> Any:
     """The inference SAE of a finished run, after L0 calibration where the config asks for it."""
     if _calibrates(run.cfg):
-        calibrate_l0(run.sae, run.stream.next_hidden(CALIBRATION_SAMPLES), run.cfg.l0)
+        calibrate_l0(run.sae, _to_device(run.stream.next_hidden(CALIBRATION_SAMPLES), run.since_fired.device),
+                     run.cfg.l0)
     return _inference_sae(run.sae)
 
 
@@ -192,12 +212,13 @@ def _check_metrics(run: _Run, metrics: dict[str, float]) -> None:
                     f"try a lower lr (was {run.cfg.lr:g})")
 
 
-def _new_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str) -> _Run:
-    """Fresh SAE, optimiser, schedule, controller and data stream for ``cfg``."""
+def _new_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str, device: torch.device) -> _Run:
+    """Fresh SAE (initialised on the CPU from cfg.seed, then moved to ``device``, so every device
+    starts from the same weights), optimiser, schedule, controller and data stream for ``cfg``."""
     from sae_lens.training.optim import get_lr_scheduler
 
     d_in = family.member(member).hidden_dim
-    sae = archs.build_training_sae(cfg, d_in)
+    sae = archs.build_training_sae(cfg, d_in).to(device)
     optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     warmup = int(cfg.warmup_fraction * cfg.steps)
     decay = int(cfg.decay_fraction * cfg.steps) if cfg.schedule == "linear_decay" else 0
@@ -208,7 +229,7 @@ def _new_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str) -> 
                   if cfg.arch in CONTROLLED else None)
     generator = torch.Generator().manual_seed(cfg.seed)
     return _Run(cfg, sae, optimizer, scheduler, controller, MemberStream(family, member, cfg.seed), generator,
-                torch.zeros(cfg.width, dtype=torch.int64))
+                torch.zeros(cfg.width, dtype=torch.int64, device=device))
 
 
 def _fit(run: _Run, rid: str, root: Path | None, progress: bool, on_step: Callable[[int], None] | None) -> None:
@@ -236,7 +257,7 @@ def _step(run: _Run) -> None:
     from sae_lens.saes.sae import TrainStepInput
 
     cfg, sae = run.cfg, run.sae
-    x = run.stream.next_hidden(cfg.batch_size)
+    x = _to_device(run.stream.next_hidden(cfg.batch_size), run.since_fired.device)
     if run.step == 0:
         with torch.no_grad():
             sae.b_dec.copy_(x.mean(dim=0))
@@ -274,6 +295,14 @@ def _step(run: _Run) -> None:
     w["l0"] += l0
 
 
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch sampled on the host, on the training device: on CUDA copied from pinned memory without
+    blocking (the next batch is drawn while this one trains); on the CPU, as it is."""
+    if device.type == "cpu":
+        return x
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 @torch.no_grad()
 def _resample(run: _Run, x: torch.Tensor, residual: torch.Tensor) -> None:
     """Re-initialise dead latents towards inputs drawn with probability ∝ |residual|^2:
@@ -283,16 +312,19 @@ def _resample(run: _Run, x: torch.Tensor, residual: torch.Tensor) -> None:
     if dead.numel() == 0:
         return
     weights = residual.pow(2).sum(dim=1) + 1e-12
-    rows = torch.multinomial(weights, dead.numel(), replacement=True, generator=run.generator)
+    # drawn on the host with the run's CPU generator, so every device draws the same rows
+    rows = torch.multinomial(weights.cpu(), dead.numel(), replacement=True, generator=run.generator)
+    rows = rows.to(residual.device)
     direction = residual[rows] / residual[rows].norm(dim=1, keepdim=True).clamp(min=1e-8)
     alive = run.since_fired < run.cfg.dead_window
     sae = run.sae
-    dec_norm = sae.W_dec[alive].norm(dim=1).mean() if alive.any() else torch.tensor(1.0)
+    one = torch.tensor(1.0, device=residual.device)
+    dec_norm = sae.W_dec[alive].norm(dim=1).mean() if alive.any() else one
     for param, axis in archs.encoder_rows(sae):
         if param is sae.W_dec:
             param[dead] = direction * dec_norm
         elif param is getattr(sae, "W_enc", None) and isinstance(param, torch.nn.Parameter):
-            enc_norm = param[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
+            enc_norm = param[:, alive].norm(dim=0).mean() if alive.any() else one
             param[:, dead] = (direction * enc_norm * 0.2).T
         elif param.ndim == 1 and axis == 0 and param is not getattr(sae, "threshold", None):
             param[dead] = 0.0
