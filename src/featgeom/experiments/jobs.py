@@ -1,7 +1,9 @@
 """The two kinds of job an experiment runs, as picklable dataclasses with plain functions.
 
 Jobs run in worker processes (local or Ray), so they carry paths, not objects: each loads the
-family from the store (hash-verified) and returns plain data the driver stores.
+family from the store (hash-verified) and returns plain data the driver stores. A job's ``device``
+('cpu', 'cuda' or 'cuda:N'; :mod:`featgeom.device`) says where its torch work runs: the SAE's
+training, or the comparison (``'cpu'``: the NumPy path).
 
 * :class:`TrainJob` -> ``{"path", "metrics"}`` of the SAE trained (or found) in the store;
 * :class:`CompareJob` -> result rows (dicts with the columns of
@@ -30,6 +32,7 @@ class TrainJob:
     width_factor: float | None
     l0: int | None
     replicate: int = 0
+    device: str = "cpu"
 
     @property
     def name(self) -> str:
@@ -61,6 +64,7 @@ class CompareJob:
     modes: tuple[str, ...]
     nulls: tuple[str, ...] = ("repair",)
     replicate: int = 0
+    device: str = "cpu"
 
     @property
     def name(self) -> str:
@@ -90,10 +94,11 @@ def train_sae(job: TrainJob) -> dict[str, Any]:
 
 def train_config(job: TrainJob, family: Any) -> Any:
     """The SAETrainConfig of ``job`` on ``family``: the recipe of its architecture with the job's
-    samples, seed and (when set) width factor and L0; ConfigError naming the field on bad values."""
+    samples, seed, device and (when set) width factor and L0; ConfigError naming the field on bad
+    values."""
     from featgeom.sae.recipes import recipe
 
-    overrides: dict[str, Any] = {"samples": job.samples, "seed": job.seed}
+    overrides: dict[str, Any] = {"samples": job.samples, "seed": job.seed, "device": job.device}
     if job.width_factor is not None:
         overrides["width"] = max(1, round(job.width_factor * family.member(job.member).num_features))
     if job.l0 is not None:
@@ -102,7 +107,9 @@ def train_config(job: TrainJob, family: Any) -> Any:
 
 
 def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
-    """``compare`` the two SAEs of ``job`` with ground truth; one row per measured value."""
+    """``compare`` the two SAEs of ``job`` with ground truth (on the job's device); one row per
+    measured value."""
+    from featgeom.device import compute_device
     from featgeom.experiments.compare import GroundTruth, compare
     from featgeom.family import load
     from featgeom.sae import load as load_sae
@@ -112,6 +119,7 @@ def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
     sae_a, sae_b = load_sae(job.sae_a), load_sae(job.sae_b)
     result = compare(sae_a.sae, sae_b.sae, batch.hidden[job.member_a], batch.hidden[job.member_b],
                      modes=job.modes, n_perm=job.n_perm, seed=job.seed_a, nulls=job.nulls,
+                     device=compute_device(job.device, "device"),
                      ground_truth=GroundTruth.from_family(family, job.member_a, job.member_b, batch.features))
     values = result_values(result.to_dict())
     shared = family.shared_with_base(job.member_b) / family.member(job.member_b).num_features

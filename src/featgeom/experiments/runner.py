@@ -2,37 +2,49 @@
 
 ``run_experiment(spec, out)``:
 
-1. checks OUT can be written, builds the families not yet stored (in memory) and checks the SAE
-   settings before anything is written, then stores the families in the content-addressed store
-   ``OUT/store`` (a write there also removes temporaries a killed run left behind);
-2. plans one TrainJob per (replicate, member, SAE seed) and one CompareJob per (replicate,
+1. checks the run's device (``device`` or the spec's; :mod:`featgeom.device`), that OUT can be
+   written and (for a cluster) that the cluster address answers; builds the families not yet
+   stored (in memory) and checks the SAE settings, all before anything is written;
+2. opens the backend: serial (``workers=1``), local worker processes (``workers>1``), or Ray tasks
+   (``ray=True``: a local Ray instance, or the cluster at ``ray_address``, which must give every
+   node OUT at the same path, see :func:`check_store`, and GPUs for a CUDA run); then stores the
+   families in the content-addressed store ``OUT/store`` (a write there also removes temporaries
+   a killed run left behind);
+3. plans one TrainJob per (replicate, member, SAE seed) and one CompareJob per (replicate,
    condition, seed pair) (see :meth:`CompareSpec.seed_pairs`; replicate r is the family drawn
-   with seed family_seed + r); a compare job starts as soon as both of its SAEs exist;
-3. runs the jobs serially (``workers=1``), in local worker processes (``workers>1``), or as Ray
-   tasks (``ray=True``: a local Ray instance, or the cluster at ``ray_address``);
+   with seed family_seed + r), all on the run's device; a compare job starts as soon as both of
+   its SAEs exist;
 4. stores each finished job and its rows in ``OUT/results.sqlite`` in one transaction.
 
 Killing the run at any moment loses only the jobs in flight; starting it again skips every stored
 job (SAE training itself resumes from its last checkpoint in the store), so the finished database
-has every row exactly once.
+has every row exactly once. On Ray, a task whose worker or node dies is run again by Ray (up to
+TASK_RETRIES times, on another node if need be); the driver stores each job once, when its one
+result arrives, so a retried job is neither lost nor stored twice (docs/cluster.md).
 """
 
 from __future__ import annotations
 
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from featgeom.errors import ConfigError, FeatgeomError
+from featgeom.device import canonical_device, check_device
+from featgeom.errors import ConfigError, FeatgeomError, ResourceError
 from featgeom.experiments.jobs import CompareJob, TrainJob, job_detail, run_job, train_name
 from featgeom.experiments.spec import ExperimentSpec
 from featgeom.store import writable_destination
 from featgeom.store.results import ResultsDB
 
 DB_NAME = "results.sqlite"
+CONNECT_SECONDS = 5.0  # TCP connect timeout of the cluster address check
+PROBE_SECONDS = 120.0  # how long every node of a cluster has to answer the store check
+TASK_RETRIES = 3  # Ray runs a task again (up to this many times) when its worker or node dies
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,8 @@ def check_train_configs(spec: ExperimentSpec, family: Any) -> None:
 
     for member in ["base", *[spec.sweep.member_name(v) for v in spec.sweep.values]]:
         seed = spec.compare.member_seeds(spec.sae.seeds, member)[0]
-        job = TrainJob("", "", member, seed, spec.sae.arch, spec.sae.samples, spec.sae.width_factor, spec.sae.l0)
+        job = TrainJob("", "", member, seed, spec.sae.arch, spec.sae.samples, spec.sae.width_factor, spec.sae.l0,
+                       device=spec.device)
         try:
             train_config(job, family)
         except ConfigError as exc:
@@ -96,51 +109,82 @@ def plan(spec: ExperimentSpec, fam_dirs: list[Path], store: Path) -> tuple[list[
     for r, fam_dir in enumerate(fam_dirs):
         values = [v for v, count in zip(spec.sweep.values, spec.replicate_counts()) if count > r]
         members = ["base", *[spec.sweep.member_name(v) for v in values]]
-        trains += [TrainJob(str(fam_dir), str(store), m, seed, s.arch, s.samples, s.width_factor, s.l0, r)
-                   for m in members for seed in c.member_seeds(s.seeds, m)]
+        trains += [TrainJob(str(fam_dir), str(store), m, seed, s.arch, s.samples, s.width_factor, s.l0, r,
+                            spec.device) for m in members for seed in c.member_seeds(s.seeds, m)]
         for value in values:
             member = spec.sweep.member_name(value)
             for seed_a, seed_b in c.seed_pairs(s.seeds):
                 job = CompareJob(str(fam_dir), "", "", "base", member, seed_a, seed_b, member, spec.sweep.variable,
-                                 float(value), c.samples, c.seed + r, c.n_perm, tuple(c.modes), tuple(c.nulls), r)
+                                 float(value), c.samples, c.seed + r, c.n_perm, tuple(c.modes), tuple(c.nulls), r,
+                                 spec.device)
                 compares.append((job, train_name("base", seed_a, r), train_name(member, seed_b, r)))
     return trains, compares
 
 
 def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, ray: bool = False,
-                   ray_address: str | None = None, progress: bool = True,
+                   ray_address: str | None = None, device: str | None = None, progress: bool = True,
                    on_job: Callable[[str], None] | None = None) -> RunSummary:
     """Run (or resume, or just re-collect) ``spec`` into directory ``out``; see the module docstring.
 
-    ``on_job(name)`` is called after each job is stored.
+    ``device`` (default: the spec's) is where the jobs' torch work runs; a device other than the
+    spec's makes it another run (another config hash). ``on_job(name)`` is called after each job
+    is stored.
     """
     from featgeom.family import build_family, load, save
 
     if workers < 1:
         raise ConfigError(f"workers: must be >= 1, got {workers}")
+    cluster = ray_address if ray else None
+    spec = run_spec(spec, device, ray=ray, cluster=cluster is not None)
     started = time.perf_counter()
     out = writable_destination(out, "out")
+    out = out.absolute() if ray else out  # Ray workers need paths that do not depend on their directory
+    if cluster is not None:
+        check_ray_address(cluster)
     store = out / "store"
-    # first: an unreachable family or a bad SAE setting fails before anything is written
+    # an unreachable family or a bad SAE setting fails before anything is written
     dirs = family_dirs(spec, store)
     built = {path: build_family(config) for path, config in dirs if not path.exists()}
     first = dirs[0][0]
     check_train_configs(spec, built[first] if first in built else load(first))
-    for path, family in built.items():
-        save(family, path)
-    fam_dirs = [path for path, _ in dirs]
+    with _backend(workers, ray, cluster, store, spec.device) as backend:
+        for path, family in built.items():
+            save(family, path)
+        total, ran = _run_jobs(spec, out, [path for path, _ in dirs], backend, progress, on_job)
+    seconds = time.perf_counter() - started
+    ResultsDB(out / DB_NAME).export_csv(out / "results.csv")
+    return RunSummary(out, spec.config_hash, total, ran, seconds)
+
+
+def run_spec(spec: ExperimentSpec, device: str | None, *, ray: bool = False, cluster: bool = False) -> ExperimentSpec:
+    """``spec`` with the run's device: ``device`` if given, else the spec's (ConfigError naming
+    'device' on a bad string). It is checked against this machine (CUDA present, index in range)
+    unless the jobs run on a cluster, whose GPUs are checked when the run joins it; with Ray a
+    CUDA device takes no index (Ray gives each task its GPU)."""
+    chosen = canonical_device(spec.device if device is None else device, "device")
+    if ray and ":" in chosen:
+        raise ConfigError(f"device: {chosen!r} with Ray: Ray gives each task one GPU of its node; use 'cuda'")
+    if not cluster:
+        check_device(chosen, "device")
+    return spec if chosen == spec.device else replace(spec, device=chosen)
+
+
+def _run_jobs(spec: ExperimentSpec, out: Path, fam_dirs: list[Path], backend: Any, progress: bool,
+              on_job: Callable[[str], None] | None) -> tuple[int, int]:
+    """Register the run in OUT's database, run every job not stored yet on ``backend`` and store
+    each once, when its result arrives; (jobs in the run, jobs run now)."""
     db = ResultsDB(out / DB_NAME)
     config_hash = spec.config_hash
     vers = versions()
     db.register_run(config_hash, spec.name, spec.preset, spec.to_dict(), vers)
     session = db.start_session(config_hash)
-    trains, compares = plan(spec, fam_dirs, store)
+    trains, compares = plan(spec, fam_dirs, out / "store")
     finished = db.finished_jobs(config_hash)
     total = len(trains) + len(compares)
     context = {"experiment": spec.name, "config_hash": config_hash, "featgeom_version": vers["featgeom"],
                "sae_lens_version": vers["sae_lens"]}
     ran = 0
-    with _backend(workers, ray, ray_address) as backend, _progress(progress, total, len(finished), spec.name) as bar:
+    with _progress(progress, total, len(finished), spec.name) as bar:
         pending_compares = [c for c in compares if c[0].name not in finished]
         todo: list[TrainJob | CompareJob] = [t for t in trains if t.name not in finished]
         todo += _ready(pending_compares, finished)
@@ -166,9 +210,7 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, r
             if on_job is not None:
                 on_job(job.name)
     db.touch_session(config_hash, session)
-    seconds = time.perf_counter() - started
-    db.export_csv(out / "results.csv")
-    return RunSummary(out, config_hash, total, ran, seconds)
+    return total, ran
 
 
 def _ready(pending: list[tuple[CompareJob, str, str]], finished: dict[str, dict[str, Any]]) -> list[CompareJob]:
@@ -250,26 +292,45 @@ def _die_with_parent() -> None:
 
 
 class _Ray:
-    """Ray tasks on a local instance (started here, ``workers`` CPUs) or an existing cluster."""
+    """Ray tasks on a local instance (started here, ``workers`` CPUs) or an existing cluster (at
+    ``address``, checked to see ``store`` from every node); GPUs checked for a CUDA ``device``.
 
-    def __init__(self, workers: int, address: str | None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError("--ray: Ray is not installed (pip install 'featgeom[ray]')") from None
-        self.ray = ray
+    Each task asks for :func:`task_resources` and is run again by Ray, up to TASK_RETRIES times,
+    when its worker or node dies (``max_retries``; a featgeom error in a task is not retried)."""
+
+    def __init__(self, workers: int, address: str | None, store: Path, device: str) -> None:
+        self.ray = ray = import_ray()
         if address:
-            ray.init(address=address, log_to_driver=False)
+            _join(ray, address)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        self.remote = ray.remote(num_cpus=1)(_timed_job)
+        try:
+            if device != "cpu":
+                _check_gpus(ray, f"the Ray cluster at {address!r}" if address else "the local Ray instance")
+            if address:
+                check_store(ray, store)
+        except BaseException:
+            ray.shutdown()
+            raise
+        self.remote = ray.remote(max_retries=TASK_RETRIES)(_timed_job)
 
     def submit(self, job: TrainJob | CompareJob) -> Any:
-        return self.remote.remote(job)
+        return self.remote.options(**task_resources(job)).remote(job)
 
     def next_done(self, in_flight: dict[Any, Any]) -> tuple[Any, Any, float]:
         (ref,), _ = self.ray.wait(list(in_flight), num_returns=1)
-        return ref, *_result(lambda: self.ray.get(ref), in_flight[ref])
+        return ref, *_result(lambda: self._get(ref), in_flight[ref])
+
+    def _get(self, ref: Any) -> Any:
+        """The task's result; ResourceError when Ray gave up on it (its worker or node died on
+        every try)."""
+        lost = (self.ray.exceptions.WorkerCrashedError, self.ray.exceptions.NodeDiedError,
+                self.ray.exceptions.ObjectLostError)
+        try:
+            return self.ray.get(ref)
+        except lost as exc:
+            raise ResourceError(f"lost on the Ray cluster after {TASK_RETRIES} retries ({type(exc).__name__}); "
+                                "rerun the same command to resume") from None
 
     def close(self, failed: bool = False) -> None:
         """Stop the Ray instance this run started, with its workers (or disconnect from the
@@ -277,6 +338,150 @@ class _Ray:
         not cancelled: ``ray.cancel(force=True)`` racing a finishing task aborts Ray 2.x's driver,
         measured here)."""
         self.ray.shutdown()
+
+
+def task_resources(job: TrainJob | CompareJob) -> dict[str, float]:
+    """The Ray resources a job's task asks for: one CPU, and one GPU when it runs on CUDA."""
+    return {"num_cpus": 1} if job.device == "cpu" else {"num_cpus": 1, "num_gpus": 1}
+
+
+def import_ray() -> Any:
+    """The ``ray`` module; ConfigError when Ray is not installed."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray: Ray is not installed (pip install 'featgeom[ray]')") from None
+    return ray
+
+
+def check_ray_address(address: str, timeout: float = CONNECT_SECONDS) -> None:
+    """ResourceError unless the Ray cluster at ``address`` accepts a TCP connection within
+    ``timeout`` seconds, so that a wrong address fails at once rather than after Ray's minutes of
+    retries. The address is resolved as ``ray.init`` does ('auto': RAY_ADDRESS, else the cluster
+    last started here by ``ray start``; 'localhost' becomes this node's address); 'ray://host:port'
+    (Ray Client) is checked at host:port."""
+    import_ray()
+    host, port = _cluster_host_port(address)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ResourceError(f"ray_address {address!r}: no Ray cluster answers at {host}:{port} "
+                            f"({exc.strerror or exc}; waited up to {timeout:g} s); start it with "
+                            "`ray start --head`, or fix the address") from None
+
+
+def _cluster_host_port(address: str) -> tuple[str, int]:
+    """(host, port) of the GCS (or Ray Client server) that ``address`` names; ConfigError when it
+    names none, ResourceError when 'auto' finds no cluster."""
+    from ray._private.services import canonicalize_bootstrap_address  # what ray.init resolves
+
+    resolved: str | None = address.removeprefix("ray://")
+    if not address.startswith("ray://"):
+        try:
+            resolved = canonicalize_bootstrap_address(address)
+        except ConnectionError as exc:
+            raise ResourceError(f"ray_address {address!r}: {exc}") from None
+        except ValueError:
+            resolved = None
+    host, _, port = (resolved or "").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"ray_address: expected 'host:port', 'auto' or 'ray://host:port', got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def _join(ray: Any, address: str) -> None:
+    """Connect this driver to the cluster at ``address``; ResourceError when it refuses."""
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, ray.exceptions.RayError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ResourceError(f"ray_address {address!r}: cannot join the Ray cluster ({first})") from None
+
+
+def _check_gpus(ray: Any, where: str) -> None:
+    """ResourceError unless ``where`` (the Ray instance joined) has a GPU for the CUDA tasks."""
+    if ray.cluster_resources().get("GPU", 0) < 1:
+        raise ResourceError(f"device: CUDA asked for, but {where} has no GPU (start its nodes with "
+                            "`ray start --num-gpus N`, or use --device cpu)")
+
+
+def check_store(ray: Any, store: Path, timeout: float = PROBE_SECONDS) -> None:
+    """Check that every alive node of the Ray cluster sees ``store`` (OUT/store) at the same path
+    and runs the driver's versions: a probe file written here must be readable by a tiny task
+    pinned to each node. ResourceError naming the nodes that cannot, differ, or do not answer
+    within ``timeout`` seconds; the probe is removed. Versions are compared without their local
+    labels (torch '2.5.1+cpu' on a CPU head equals '2.5.1+cu124' on a GPU node)."""
+    nodes = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
+    with _probe_file(store) as (probe, token):
+        views = _node_views(ray, list(nodes), probe, timeout)
+    mine = _release(versions())
+    problems: dict[str, list[str]] = {}
+    for node, view in views.items():
+        if problem := _node_problem(view, token, mine, timeout):
+            problems.setdefault(problem, []).append(f"{nodes[node]} ({node[:12]})")
+    if problems:
+        found = "; ".join(f"node(s) {', '.join(names)} {problem}" for problem, names in problems.items())
+        raise ResourceError(f"out: {store} must be seen by every node of the Ray cluster: {found}; put OUT on "
+                            "storage every node mounts at the same path, with the same featgeom environment on "
+                            "every node")
+
+
+def _node_problem(view: dict[str, Any] | None, token: str, mine: dict[str, str], timeout: float) -> str:
+    """What is wrong with what a node saw ('' when nothing): no answer, no probe, other versions."""
+    if view is None:
+        return f"did not answer within {timeout:g} s"
+    if view["probe"] != token:
+        return "cannot read it"
+    if _release(view["versions"]) != mine:
+        return f"run other versions than the driver ({view['versions']}, not {mine})"
+    return ""
+
+
+@contextmanager
+def _probe_file(store: Path) -> Iterator[tuple[Path, str]]:
+    """A new file in ``store`` holding a random token: (path, token); removed afterwards, with the
+    directories that were created for it."""
+    created = [p for p in (store, *store.parents) if not p.exists()]
+    store.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    probe = store / f".probe-{token}"
+    probe.write_text(token)
+    try:
+        yield probe, token
+    finally:
+        probe.unlink(missing_ok=True)
+        for path in created:  # deepest first; only when still empty
+            with suppress(OSError):
+                path.rmdir()
+
+
+def _node_views(ray: Any, nodes: list[str], probe: Path, timeout: float) -> dict[str, dict[str, Any] | None]:
+    """node id -> what :func:`_node_view` saw there (None: no answer in ``timeout`` s, or it failed)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(num_cpus=0, max_retries=0)(_node_view)
+    refs = {task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(str(probe)): node
+            for node in nodes}
+    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+    views: dict[str, dict[str, Any] | None] = dict.fromkeys(nodes)
+    for ref in ready:
+        with suppress(ray.exceptions.RayError):
+            views[refs[ref]] = ray.get(ref)
+    return views
+
+
+def _release(vers: dict[str, str]) -> dict[str, str]:
+    """Versions without their local labels ('2.5.1+cu124' -> '2.5.1')."""
+    return {name: version.split("+")[0] for name, version in vers.items()}
+
+
+def _node_view(probe: str) -> dict[str, Any]:
+    """What a node sees: the probe file's text ('' when it cannot read it) and its versions."""
+    try:
+        text = Path(probe).read_text()
+    except OSError:
+        text = ""
+    return {"probe": text, "versions": versions()}
 
 
 def _timed_job(job: TrainJob | CompareJob) -> tuple[Any, float]:
@@ -301,9 +506,9 @@ def _result(get: Callable[[], Any], job: TrainJob | CompareJob) -> Any:
 
 
 @contextmanager
-def _backend(workers: int, ray: bool, address: str | None) -> Iterator[Any]:
+def _backend(workers: int, ray: bool, address: str | None, store: Path, device: str) -> Iterator[Any]:
     """The serial, process-pool or Ray backend, closed on exit (without waiting after a failure)."""
-    backend = _Ray(workers, address) if ray else _Pool(workers) if workers > 1 else _Serial()
+    backend = _Ray(workers, address, store, device) if ray else _Pool(workers) if workers > 1 else _Serial()
     failed = True
     try:
         yield backend
