@@ -53,7 +53,18 @@ Usage (last line is one JSON object: ours, reference, ratio, then every measured
 
     python benchmarks/bench_compare.py --quick                    # a few minutes on 2 cores
     python benchmarks/bench_compare.py --repair-perms 19          # full size, ~15-20 min
+    python benchmarks/bench_compare.py --device cuda              # featgeom's side on a GPU
     options: [--ref-latents N] [--seed S] [--repair-perms P] [--naive-perms K] [--skip-shuffle]
+             [--device cpu|cuda|cuda:N] [--torch]
+
+``--device`` (default: cuda when present, else cpu = the NumPy path) runs featgeom's side on that
+device: the correlation and partners (``activation_correlation(device=...)``: the finish on the
+device), the shuffle- and repair-null compares (``compare_latents(device=...)``) and the steady
+per-permutation loop (``PermutedCorrelation(device=...)``, ``paired_scores(device=...)``; its
+cross product and finish are then timed together as ``correlation``). The references (the dense
+float32 pairing, the naive loop) stay the NumPy code on the CPU, and the product floor is the
+CPU's. Peak memory figures are host memory. ``--torch`` runs the torch path even on the CPU. The
+output names the device it measured.
 """
 
 from __future__ import annotations
@@ -68,7 +79,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
+from featgeom.device import compute_device, describe, torch_device
 from featgeom.experiments.compare import (
     SIMILARITY_METRICS,
     compare_latents,
@@ -156,10 +169,11 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
-def run_compare(data: Data, dec: tuple[np.ndarray, np.ndarray]) -> tuple[float, dict[str, dict]]:
+def run_compare(data: Data, dec: tuple[np.ndarray, np.ndarray], device: object) -> tuple[float, dict[str, dict]]:
     """Seconds of the shuffle-null compare_latents (default modes, N_PERM permutations), pairings."""
     start = time.perf_counter()
-    result = compare_latents(data.acts_a, data.acts_b, *dec, n_perm=N_PERM, seed=0, nulls=("shuffle",))
+    result = compare_latents(data.acts_a, data.acts_b, *dec, n_perm=N_PERM, seed=0, nulls=("shuffle",),
+                             device=device)
     return time.perf_counter() - start, result.pairings
 
 
@@ -182,10 +196,10 @@ def product_floor(pairings: dict[str, dict], d: int) -> tuple[float, float]:
     return flops / 1e12, 2.0 * n * a.shape[1] ** 2 / best / 1e9
 
 
-def run_ours(data: Data) -> tuple[float, np.ndarray, np.ndarray]:
+def run_ours(data: Data, device: object) -> tuple[float, np.ndarray, np.ndarray]:
     """Seconds, best B per A latent (-1 if dead), best A per B latent (-1 unless mutual)."""
     start = time.perf_counter()
-    result = activation_correlation(data.acts_a, data.acts_b, top_k=1)
+    result = activation_correlation(data.acts_a, data.acts_b, top_k=1, device=device)
     many = pair(result, mode="many_to_one")
     mutual = pair(result, mode="mutual")
     seconds = time.perf_counter() - start
@@ -196,10 +210,10 @@ def run_ours(data: Data) -> tuple[float, np.ndarray, np.ndarray]:
     return seconds, best_b, mutual_a
 
 
-def peak_memory_mb(data: Data) -> float:
-    """Peak traced allocation (MiB) of our path, beyond the inputs."""
+def peak_memory_mb(data: Data, device: object) -> float:
+    """Peak traced host allocation (MiB) of our path, beyond the inputs."""
     tracemalloc.start()
-    run_ours(data)
+    run_ours(data, device)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak / 2**20
@@ -342,11 +356,11 @@ def _scores_line(p: dict, null: str) -> str:
     )
 
 
-def report_compare(data: Data, size: str, seed: int) -> dict[str, object]:
+def report_compare(data: Data, size: str, seed: int, device: object) -> dict[str, object]:
     """Time the shuffle-null compare, print it against the 60 s target and the product floor."""
     d = D_MODEL[size]
     load = os.getloadavg()[0]
-    seconds, pairings = run_compare(data, decoders(data, d, seed))
+    seconds, pairings = run_compare(data, decoders(data, d, seed), device)
     tflop, gflops = product_floor(pairings, d)
     floor = tflop * 1e3 / gflops
     for mode, p in pairings.items():
@@ -405,25 +419,32 @@ def compare_procedure(data: Data) -> Procedure:
 
 
 def repair_step(
-    pc: PermutedCorrelation, proc: Procedure, dec: tuple[np.ndarray, np.ndarray], perm: np.ndarray
+    pc: PermutedCorrelation, proc: Procedure, dec: tuple[np.ndarray, np.ndarray], perm: np.ndarray,
+    device: object,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """One permutation of repair_tests, part by part: (seconds per part, scores per mode).
 
     The same steps as ``PermutedCorrelation.result`` + ``PairingProcedure.pairings`` +
     ``paired_scores`` inside :func:`featgeom.stats.repair_tests`; the metrics are split into the
-    spectral ones (sharing one thin SVD per side) and RSA, in SIMILARITY_METRICS order.
+    spectral ones (sharing one thin SVD per side) and RSA, in SIMILARITY_METRICS order. On a
+    device the correlation (cross product and finish) is one part.
     """
     times: dict[str, float] = {}
-    start = time.perf_counter()
-    cross = _cross_product(pc._a, pc._b[perm])
-    times["cross_product"] = time.perf_counter() - start
-    start = time.perf_counter()
-    if pc.top_k == 1 and sp.issparse(cross):
-        corr = pc._sparse_top1(cross)
+    if device is None:
+        start = time.perf_counter()
+        cross = _cross_product(pc._a, pc._b[perm])
+        times["cross_product"] = time.perf_counter() - start
+        start = time.perf_counter()
+        if pc.top_k == 1 and sp.issparse(cross):
+            corr = pc._sparse_top1(cross)
+        else:
+            corr = finish_correlation(cross, pc._sides, pc._counts, pc.n_samples, pc.top_k, pc._block_bytes)
+        times["partners"] = time.perf_counter() - start
+        del cross
     else:
-        corr = finish_correlation(cross, pc._sides, pc._counts, pc.n_samples, pc.top_k, pc._block_bytes)
-    times["partners"] = time.perf_counter() - start
-    del cross
+        start = time.perf_counter()
+        corr = pc.result(perm)
+        times["correlation"] = time.perf_counter() - start
     start = time.perf_counter()
     pairings = proc.procedure.pairings(corr)
     times["pairing"] = time.perf_counter() - start
@@ -431,9 +452,9 @@ def repair_step(
     for mode, pairing in pairings.items():
         x, y = dec[0][pairing.idx_a], dec[1][pairing.idx_b]
         start = time.perf_counter()
-        spectral = paired_scores(proc.spectral, x, y)
+        spectral = paired_scores(proc.spectral, x, y, device=device)
         middle = time.perf_counter()
-        rsa_value = paired_scores(proc.rsa, x, y)
+        rsa_value = paired_scores(proc.rsa, x, y, device=device)
         spectral_s, rsa_s = spectral_s + middle - start, rsa_s + time.perf_counter() - middle
         scores[mode] = np.insert(spectral, SIMILARITY_METRICS.index("rsa"), rsa_value)
     times["metrics_spectral"], times["metrics_rsa"] = spectral_s, rsa_s
@@ -463,25 +484,27 @@ def naive_step(
     return times, scores
 
 
-def run_repair_compare(data: Data, dec: tuple[np.ndarray, np.ndarray], n_perm: int) -> tuple[float, float, dict]:
+def run_repair_compare(data: Data, dec: tuple[np.ndarray, np.ndarray], n_perm: int,
+                       device: object) -> tuple[float, float, dict]:
     """(seconds, traced peak MiB, pairings) of compare_latents with the re-pairing null only."""
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     start = time.perf_counter()
-    result = compare_latents(data.acts_a, data.acts_b, *dec, n_perm=n_perm, seed=0, nulls=("repair",))
+    result = compare_latents(data.acts_a, data.acts_b, *dec, n_perm=n_perm, seed=0, nulls=("repair",),
+                             device=device)
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
     return seconds, peak / 2**20, result.pairings
 
 
-def report_repair(data: Data, size: str, seed: int, n_perm: int, n_naive: int) -> dict[str, object]:
+def report_repair(data: Data, size: str, seed: int, n_perm: int, n_naive: int, device: object) -> dict[str, object]:
     """Time the repair-null compare for n_perm permutations, its parts, and the naive loop."""
     d = D_MODEL[size]
     dec = decoders(data, d, seed)
     proc = compare_procedure(data)
     load = os.getloadavg()[0]
-    total, peak_mb, pairings = run_repair_compare(data, dec, n_perm)
+    total, peak_mb, pairings = run_repair_compare(data, dec, n_perm, device)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"repair-null compare (correlation + pairing recomputed per permutation, 5 metrics, "
@@ -496,11 +519,11 @@ def report_repair(data: Data, size: str, seed: int, n_perm: int, n_naive: int) -
     # The same permutations repair_tests drew (rng = default_rng(seed=0), one permutation each).
     rng = np.random.default_rng(0)
     perms = [rng.permutation(data.acts_a.shape[0]) for _ in range(n_naive)]
-    pc = PermutedCorrelation(data.acts_a, data.acts_b, top_k=proc.procedure.top_k)
+    pc = PermutedCorrelation(data.acts_a, data.acts_b, top_k=proc.procedure.top_k, device=device)
     dec = tuple(d.astype(np.float64) for d in dec)  # as compare_latents reads them (as_matrix)
     fast_parts, naive_parts, gap = [], [], 0.0
     for perm in perms:  # alternate, so that a drift in machine speed hits both
-        fast_t, fast_scores = repair_step(pc, proc, dec, perm)
+        fast_t, fast_scores = repair_step(pc, proc, dec, perm, device)
         naive_t, naive_scores = naive_step(data, proc, dec, perm)
         fast_parts.append(fast_t)
         naive_parts.append(naive_t)
@@ -518,10 +541,10 @@ def report_repair(data: Data, size: str, seed: int, n_perm: int, n_naive: int) -
         + ", ".join(f"{k} {v:.2f} s ({v / steady:.0%})" for k, v in parts.items())
     )
     nnz = float(np.dot(np.diff(data.acts_a.indptr), np.diff(data.acts_b.indptr)))
+    product = parts.get("cross_product", parts.get("correlation"))  # on a device: cross product + finish
     print(
-        f"  cross product: {nnz / 1e6:.0f}M products (n L0_a L0_b), "
-        f"{parts['cross_product'] / nnz * 1e9:.1f} ns each; dominant part: "
-        f"{max(parts, key=parts.get)}"
+        f"  {'cross product' if 'cross_product' in parts else 'correlation'}: {nnz / 1e6:.0f}M products "
+        f"(n L0_a L0_b), {product / nnz * 1e9:.1f} ns each; dominant part: {max(parts, key=parts.get)}"
     )
     print(
         f"  naive loop (activation_correlation + pair + each metric function, recomputed per "
@@ -585,7 +608,13 @@ def main() -> None:
     parser.add_argument(
         "--skip-shuffle", action="store_true", help="skip the 1,000-permutation shuffle-null compare"
     )
+    parser.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when present)")
+    parser.add_argument("--torch", action="store_true", help="the torch path even on the cpu (a check of "
+                        "the device code where no GPU is)")
     args = parser.parse_args()
+    spec = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch_device(spec, "--device") if args.torch else compute_device(spec, "--device")
+    print(f"device of featgeom's side: {describe(device)}")
     size = "quick" if args.quick else "full"
     n, n_a, n_b = SIZES[size]
     ref_latents = min(args.ref_latents or (n_a if args.quick else 1024), n_a)
@@ -597,18 +626,18 @@ def main() -> None:
         f"{size}: {n:,} samples, A {n_a:,} latents (L0 {L0_A}), B {n_b:,} latents (L0 ~{l0_b:.0f});"
         f" {data.src.size:,} B latents planted as noisy copies of A latents"
     )
-    peak_mb = peak_memory_mb(data)  # also the warm-up run: first-touch page faults are paid here
-    ours, best_b, mutual_a = run_ours(data)
+    peak_mb = peak_memory_mb(data, device)  # also the warm-up run: first-touch page faults are paid here
+    ours, best_b, mutual_a = run_ours(data, device)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"ours: {ours:.2f} s (activation_correlation top_k=1 + many_to_one + mutual; timed after "
         f"a warm-up run); peak traced memory {peak_mb:.0f} MiB beyond the inputs, "
         f"process peak RSS {rss_mb:.0f} MiB"
     )
-    compare_summary = {} if args.skip_shuffle else report_compare(data, size, args.seed)
+    compare_summary = {} if args.skip_shuffle else report_compare(data, size, args.seed, device)
     repair_perms = max(MIN_N_PERM, args.repair_perms or REPAIR_PERMS[size])
     naive_perms = max(1, args.naive_perms or NAIVE_PERMS[size])
-    repair_summary = report_repair(data, size, args.seed, repair_perms, naive_perms)
+    repair_summary = report_repair(data, size, args.seed, repair_perms, naive_perms, device)
 
     rng = np.random.default_rng(args.seed + 1)
     latents = np.sort(rng.choice(n_a, ref_latents, replace=False)) if partial else np.arange(n_a)
@@ -643,7 +672,7 @@ def main() -> None:
                 **agreement,
                 **compare_summary,
                 **repair_summary,
-                "device": "cpu",
+                "device": describe(device),
                 "cpu_count": os.cpu_count(),
             }
         )
