@@ -75,3 +75,9 @@ def test_other_errors_pass_through_device_memory():
     with pytest.raises(ValueError, match="not memory"):
         with device_memory("x"):
             raise ValueError("not memory")
+
+
+def test_sizes_in_messages_pick_their_unit():
+    from featgeom.device import _size
+
+    assert [_size(n) for n in (3 * 2**29, 12 * 2**20, 3277)] == ["1.50 GiB", "12.0 MiB", "3.2 KiB"]

@@ -125,5 +125,7 @@ def device_memory(what: str, needed_bytes: int | None = None) -> Iterator[None]:
 
 
 def _size(n_bytes: int) -> str:
-    """A byte count for messages: '1.50 GiB', '12.0 MiB'."""
-    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+    """A byte count for messages: '1.50 GiB', '12.0 MiB', '3.2 KiB'."""
+    if n_bytes >= 2**30:
+        return f"{n_bytes / 2**30:.2f} GiB"
+    return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.1f} KiB"

@@ -57,7 +57,7 @@ def test_out_of_memory_is_one_error_and_keeps_the_last_checkpoint(family, quick,
 
     monkeypatch.setattr(train_module, "_step", step)
     with pytest.raises(ResourceError, match=r"^training topk \(width 64\) on cpu: out of device memory \(needs "
-                                            r"about \d+\.\d MiB\); CUDA out of memory\. Tried to allocate 2\.00 "
+                                            r"about \d+\.\d+ [KMG]iB\); CUDA out of memory\. Tried to allocate 2\.00 "
                                             r"GiB; .*; last good checkpoint kept at .*000000004096 \(a rerun "
                                             r"with the same settings resumes from it\)$"):
         train(family, "base", quick("topk", checkpoint_every=2048), tmp_path, eval_samples=1024)

@@ -211,7 +211,7 @@ def test_running_out_of_device_memory_is_a_resource_error(monkeypatch) -> None:
     with monkeypatch.context() as patch:  # per-permutation work
         patch.setattr(torch.linalg, "svdvals", _out_of_memory)
         with pytest.raises(ResourceError, match=r"^null test of svcca, procrustes \(1 permutation on cpu\): "
-                           r"out of device memory \(needs about \d+\.\d\d GiB\); CUDA out of memory"):
+                           r"out of device memory \(needs about \d+\.\d+ [KMG]iB\); CUDA out of memory"):
             null_tests(["svcca", "procrustes"], x, y, n_perm=19, device="cpu")
     with monkeypatch.context() as patch:  # one-time preparation
         patch.setattr(torch.linalg, "eigh", _out_of_memory)
