@@ -19,9 +19,16 @@ BOUND_S = 900  # generous: these wait for real work on a shared 2-core machine
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    """``featgeom ARGS`` in a new session (its own process group), stderr captured."""
+    """``featgeom ARGS`` in a new session (its own process group), stderr captured, with SIGINT's
+    default disposition as under a terminal (a shell that started the tests in the background
+    passes SIGINT down ignored, and Python then never raises KeyboardInterrupt)."""
     return subprocess.Popen([sys.executable, "-m", "featgeom.cli", *map(str, args)], cwd=cwd, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_sigint)
+
+
+def _terminal_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default (exec keeps an ignored signal ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str) -> None:
