@@ -81,6 +81,12 @@ def torch_device(spec: object, name: str = "device") -> Any:
     return device
 
 
+def optional_device(spec: object, name: str = "device") -> Any:
+    """The device argument of the comparison stages: None stays None (the NumPy path), anything
+    else becomes the checked ``torch.device`` (:func:`torch_device`; ConfigError naming ``name``)."""
+    return None if spec is None else torch_device(spec, name)
+
+
 def compute_device(spec: object, name: str = "device") -> Any:
     """The device of a user-facing setting for the comparison stages: None (the NumPy path) for
     'cpu', else the checked ``torch.device`` (the torch path)."""

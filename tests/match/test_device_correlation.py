@@ -90,7 +90,7 @@ def test_many_blocks_and_complete_lists(acts, monkeypatch, top_k):
     top_k beyond B's alive count (complete, sorted lists)."""
     a, b = inputs(acts, "sparse")
     b = b[:, :40]
-    monkeypatch.setattr(_torch_correlation, "_row_blocks",
+    monkeypatch.setattr(_torch_correlation, "row_blocks",
                         lambda n_rows, n_cols, block_bytes: ((s, min(s + 7, n_rows)) for s in range(0, n_rows, 7)))
     want = PermutedCorrelation(a, b, top_k=top_k).result(acts[2])
     got = PermutedCorrelation(a, b, top_k=top_k, device=torch.device("cpu")).result(acts[2])

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from featgeom.checks import as_matrix, check_same_rows
+from featgeom.device import optional_device
 from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.match import PermutedCorrelation
 from featgeom.match.correlation import check_samples
@@ -123,7 +124,7 @@ def compare(
     before anything is encoded.
     """
     modes, _ = _checked_options(modes, nulls, precision, n_perm, seed)
-    device = _checked_device(device)
+    device = optional_device(device)
     acts_a, acts_b = as_matrix(acts_a, "acts_a", np.float32), as_matrix(acts_b, "acts_b", np.float32)
     check_same_rows(acts_a, acts_b, ("acts_a", "acts_b"))
     check_samples(acts_a.shape[0], "acts_a, acts_b")
@@ -136,12 +137,6 @@ def compare(
         keep_b=keep_b, block_size=block_size, device=device,
     )
 
-
-def _checked_device(device: Any) -> Any:
-    """None (the NumPy path) or the checked torch.device of ``device`` (a string or torch.device)."""
-    from featgeom.device import torch_device
-
-    return None if device is None else torch_device(device)
 
 
 def compare_latents(
@@ -186,7 +181,7 @@ def compare_latents(
     :func:`featgeom.stats.null.check_permutations`).
     """
     modes, nulls = _checked_options(modes, nulls, precision, n_perm, seed)
-    device = _checked_device(device)
+    device = optional_device(device)
     dec_a, dec_b = as_matrix(dec_a, "dec_a"), as_matrix(dec_b, "dec_b")
     for lat, dec, side in ((lat_a, dec_a, "a"), (lat_b, dec_b, "b")):
         if len(getattr(lat, "shape", ())) != 2:

@@ -9,7 +9,7 @@ times faster than large blocks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,16 +77,26 @@ def topk_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n_rows, min(k, n_cols)) columns and scores of each row's largest entries, best first."""
     k = min(k, n_cols)
-    step = max(1, block_bytes // (8 * n_cols))
     idx = np.empty((n_rows, k), dtype=np.int64)
     val = np.empty((n_rows, k), dtype=np.float64)
-    buffer = np.empty((min(step, n_rows), n_cols))
-    for start in range(0, n_rows, step):
-        stop = min(start + step, n_rows)
+    buffer = np.empty((min(block_rows(n_cols, block_bytes), n_rows), n_cols))
+    for start, stop in row_blocks(n_rows, n_cols, block_bytes):
         out = buffer[: stop - start]
         block(start, stop, out)
         idx[start:stop], val[start:stop] = select_topk(out, k)
     return idx, val
+
+
+def block_rows(n_cols: int, block_bytes: int) -> int:
+    """Rows of n_cols float64 entries in one block of about ``block_bytes`` (at least 1)."""
+    return max(1, block_bytes // (8 * n_cols))
+
+
+def row_blocks(n_rows: int, n_cols: int, block_bytes: int) -> Iterator[tuple[int, int]]:
+    """Row ranges [start, stop) covering range(n_rows), :func:`block_rows` rows each."""
+    step = block_rows(n_cols, block_bytes)
+    for start in range(0, n_rows, step):
+        yield start, min(start + step, n_rows)
 
 
 def select_topk(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

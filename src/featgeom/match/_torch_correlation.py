@@ -36,7 +36,7 @@ import scipy.sparse as sp
 import torch
 
 from featgeom.device import device_memory
-from featgeom.match._topk import TopK
+from featgeom.match._topk import TopK, row_blocks
 
 Batch = np.ndarray | sp.csr_array
 
@@ -228,7 +228,7 @@ class DeviceFinish:
         with device_memory("the correlation matrix on the device", self.needed_bytes(cross)):
             blocks = self._blocks(cross)
             out = np.empty(self.shape)
-            for start, stop in _row_blocks(self.shape[0], self.shape[1], self.block_bytes):
+            for start, stop in row_blocks(self.shape[0], self.shape[1], self.block_bytes):
                 out[start:stop] = blocks.block(start, stop).cpu().numpy()
             return out
 
@@ -244,7 +244,7 @@ class DeviceFinish:
             row_idx = torch.empty((n_rows, k_rows), dtype=torch.int64, device=self.device)
             row_val = torch.empty((n_rows, k_rows), dtype=torch.float64, device=self.device)
             columns = _ColumnTop(n_cols, min(k, n_rows), self.device)
-            for start, stop in _row_blocks(n_rows, n_cols, self.block_bytes):
+            for start, stop in row_blocks(n_rows, n_cols, self.block_bytes):
                 d = blocks.block(start, stop)
                 row_idx[start:stop], row_val[start:stop] = select_topk(d, k_rows)
                 columns.add(d, start)
@@ -319,10 +319,3 @@ def _positions(ids: np.ndarray, count: int) -> np.ndarray:
     position = np.full(count, -1, dtype=np.int64)
     position[ids] = np.arange(ids.size)
     return position
-
-
-def _row_blocks(n_rows: int, n_cols: int, block_bytes: int) -> Iterator[tuple[int, int]]:
-    """Row ranges [start, stop) of about ``block_bytes`` of float64 (n_cols,) rows each."""
-    step = max(1, block_bytes // (8 * n_cols))
-    for start in range(0, n_rows, step):
-        yield start, min(start + step, n_rows)

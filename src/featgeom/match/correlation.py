@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from featgeom.checks import as_activations, check_same_rows, to_numpy
-from featgeom.device import torch_device
+from featgeom.device import optional_device
 from featgeom.errors import DataError, ShapeError
 from featgeom.match._sparse_best import Axis, best_partners
 from featgeom.match._topk import TopK, both_sides
@@ -223,7 +223,7 @@ class CorrelationAccumulator:
         if top_k is not None:
             top_k = positive_int(top_k, "top_k")
         block_bytes = positive_int(block_mb, "block_mb") << 20
-        where = None if device is None else torch_device(device)
+        where = optional_device(device)
         if self._a is None or self._b is None or self.n_samples == 0:
             raise DataError("acts: no samples were given")
         n = self.n_samples
@@ -362,7 +362,7 @@ class PermutedCorrelation:
     ) -> None:
         self.top_k = None if top_k is None else positive_int(top_k, "top_k")
         self._block_bytes = positive_int(block_mb, "block_mb") << 20
-        where = None if device is None else torch_device(device)
+        where = optional_device(device)
         a, b = _batch(acts_a, "acts_a"), _batch(acts_b, "acts_b")
         check_same_rows(a, b, ("acts_a", "acts_b"))
         check_samples(a.shape[0], "acts_a, acts_b")
@@ -572,8 +572,7 @@ def activation_correlation(
     if top_k is not None:
         positive_int(top_k, "top_k")
     positive_int(block_mb, "block_mb")
-    if device is not None:
-        device = torch_device(device)
+    device = optional_device(device)
     acc = CorrelationAccumulator()
     if acts_b is None:
         for k, item in enumerate(_pairs(acts_a)):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from featgeom.checks import as_matrix, check_same_rows
-from featgeom.device import torch_device
+from featgeom.device import optional_device
 from featgeom.errors import ConfigError, ShapeError
 from featgeom.similarity.base import is_integer, paired_inputs
 from featgeom.stats.kernels import (
@@ -150,7 +150,7 @@ def null_test(
     check_permutations(n_perm, seed, n_scores=1)
     label = _check_options(metric, kind, (pool_x, pool_y, paired_pool), metric_kwargs)
     _check_precision(precision, kind)
-    device = _checked_device(device)
+    device = optional_device(device)
     kwargs = dict(metric_kwargs or {})
     xa, ya = paired_inputs(x, y, min_rows=2)
     if kind == "shuffle":
@@ -196,7 +196,7 @@ def null_tests(
     for metric, label in zip(metrics, labels):
         _check_options(metric, "shuffle", (None, None, False), kwargs.get(label))
     _check_precision(precision, "shuffle")
-    device = _checked_device(device)
+    device = optional_device(device)
     xa, ya = paired_inputs(x, y, min_rows=2)
     requests = [(m, dict(kwargs.get(label) or {})) for m, label in zip(metrics, labels)]
     return _shuffle_tests(requests, xa, ya, n_perm, seed, precision, device)
@@ -220,11 +220,6 @@ def _shuffle_tests(
         for label, obs, scores in zip(kernel.metrics, observed, null):
             results[label] = summarize_null(label, "shuffle", float(obs), scores, seed, precision)
     return {metric_label(m): results[metric_label(m)] for m, _ in requests}
-
-
-def _checked_device(device: object) -> object:
-    """None (the NumPy path) or the checked torch.device; ConfigError naming ``device``."""
-    return None if device is None else torch_device(device)
 
 
 def _scorer(

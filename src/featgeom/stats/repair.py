@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from featgeom.checks import as_matrix
-from featgeom.device import torch_device
+from featgeom.device import optional_device
 from featgeom.errors import ConfigError, DataError, FeatgeomError, ShapeError
 from featgeom.match import MODES, CorrelationResult, Pairing, PermutedCorrelation, pair
 from featgeom.match._validate import bool_mask
@@ -163,7 +163,7 @@ def repair_tests(
     docstring); ConfigError naming ``device`` for an unknown or absent device, checked before any
     work; ResourceError when the device runs out of memory.
     """
-    device = None if device is None else torch_device(device)
+    device = optional_device(device)
     procedure = procedure or PairingProcedure()
     names, kwargs = _checked_metrics(metrics, metric_kwargs)
     check_permutations(n_perm, seed, n_scores=len(names) * len(procedure.modes))
