@@ -1,4 +1,4 @@
-"""Benchmark featgeom.match and featgeom.experiments.compare on synthetic SAE-like latents.
+"""Benchmark featgeom.match and featgeom.compare on synthetic SAE-like latents.
 
 Everything runs in one process on the CPU, on synthetic sparse SAE-like activations (positive
 values, L0 of tens) where a subset of B's latents are noisy copies of A's latents, with
@@ -82,7 +82,7 @@ import scipy.sparse as sp
 import torch
 
 from featgeom.device import compute_device, describe, torch_device
-from featgeom.experiments.compare import (
+from featgeom.compare import (
     SIMILARITY_METRICS,
     compare_latents,
     partners_kept,

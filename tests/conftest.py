@@ -6,7 +6,13 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
+# Nothing may reach a hub at test time: set before anything imports huggingface_hub / transformers /
+# datasets (they read these once, at import).
+for _flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ[_flag] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest  # noqa: E402
 
 from featgeom.cli import main
 from featgeom.world.build import World, build_world

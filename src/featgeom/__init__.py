@@ -1,8 +1,8 @@
 """featgeom: synthetic benchmarking of universal feature geometry.
 
 Pipeline stages, each a subpackage (dependencies point down this line):
-world -> family -> sae -> match -> similarity -> stats -> metrics -> experiments -> report,
-plus real (LLM activations), store (artifacts and results) and cli.
+world -> family -> sae -> match -> similarity -> stats -> metrics -> compare -> experiments -> report,
+plus real (LLM activations and pretrained SAEs), store (artifacts and results) and cli.
 
 Importing ``featgeom`` is cheap: SAELens (and its transformer stack) is imported only by the
 functions that need it.
@@ -12,13 +12,4 @@ from featgeom.errors import ArtifactError, ConfigError, DataError, FeatgeomError
 
 __version__ = "0.1.0"
 
-__all__ = ["ArtifactError", "ConfigError", "DataError", "FeatgeomError", "ResourceError", "ShapeError", "__version__", "compare"]
-
-
-def __getattr__(name: str):
-    """``featgeom.compare`` is imported on first use (keeps ``import featgeom`` light)."""
-    if name == "compare":
-        from featgeom.experiments.compare import compare
-
-        return compare
-    raise AttributeError(f"module 'featgeom' has no attribute {name!r}")
+__all__ = ["ArtifactError", "ConfigError", "DataError", "FeatgeomError", "ResourceError", "ShapeError", "__version__"]

@@ -3,7 +3,7 @@
 Replicate r: a `tiny` family drawn with seed r whose variant shares ``overlap`` of the base's
 features (0: the two models share nothing, so every null hypothesis holds); one TopK SAE per
 member (base seed r, variant seed r + 10_000: never the same initialisation); then
-``featgeom.compare`` (every pairing mode) on ``n_sets`` independent sets of shared inputs. Each replicate runs in a worker process with one torch and one BLAS thread.
+``featgeom.compare.compare`` (every pairing mode) on ``n_sets`` independent sets of shared inputs. Each replicate runs in a worker process with one torch and one BLAS thread.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def p_values(rep: Replicate) -> dict[tuple[str, str, str], list[float]]:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from featgeom.experiments import compare
+    from featgeom.compare import compare
     from featgeom.family import FamilyConfig, build_family
     from featgeom.match import MODES
     from featgeom.sae import train

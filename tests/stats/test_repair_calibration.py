@@ -1,6 +1,6 @@
 """Calibration and power of compare's nulls on trained SAEs of planted-truth models.
 
-The whole procedure as users run it (``featgeom.compare``: encode, correlate, pair in every mode,
+The whole procedure as users run it (``featgeom.compare.compare``: encode, correlate, pair in every mode,
 score every similarity metric, null): 200 independent replicate families whose two members share
 no feature, one TopK SAE per member, 8 independent sets of shared inputs each, 19 permutations
 per null (so under H0 P(p <= 0.05) = 1/20 exactly for the valid null). The default null must give

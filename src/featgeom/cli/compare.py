@@ -26,8 +26,8 @@ def compare_cmd(
 ) -> None:
     """Compare two stored SAEs of one family on the same inputs, with ground truth."""
     from featgeom.device import compute_device
-    from featgeom.experiments import GroundTruth, compare
-    from featgeom.experiments.compare import SIMILARITY_METRICS
+    from featgeom.compare import GroundTruth, compare
+    from featgeom.compare import SIMILARITY_METRICS
     from featgeom.family import load as load_family
     from featgeom.sae import load as load_sae
     from featgeom.sae.train import family_id_of

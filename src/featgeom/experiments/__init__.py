@@ -1,5 +1,2 @@
-"""Experiments: the one-call comparison of two SAEs, and declarative experiment runs."""
-
-from featgeom.experiments.compare import CompareResult, GroundTruth, compare
-
-__all__ = ["CompareResult", "GroundTruth", "compare"]
+"""Experiments: declarative experiment runs (specs, jobs, the resumable runner) over
+:func:`featgeom.compare.compare`."""

@@ -110,7 +110,7 @@ def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
     """``compare`` the two SAEs of ``job`` with ground truth (on the job's device); one row per
     measured value."""
     from featgeom.device import compute_device
-    from featgeom.experiments.compare import GroundTruth, compare
+    from featgeom.compare import GroundTruth, compare
     from featgeom.family import load
     from featgeom.sae import load as load_sae
 

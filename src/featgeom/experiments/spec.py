@@ -132,7 +132,7 @@ class CompareSpec:
     nulls: list[str] = field(default_factory=lambda: ["repair"])
 
     def __post_init__(self) -> None:
-        from featgeom.experiments.compare import SIMILARITY_METRICS, checked_nulls
+        from featgeom.compare import SIMILARITY_METRICS, checked_nulls
         from featgeom.match.correlation import MIN_SAMPLES
         from featgeom.stats.null import check_permutations
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from featgeom.experiments.compare import SIMILARITY_METRICS as SIMILARITY
+from featgeom.compare import SIMILARITY_METRICS as SIMILARITY
 from featgeom.experiments.spec import SWEEPABLE
 from featgeom.report.calibration import NULL_LABELS, calibration_section
 from featgeom.report.html import figure_tag, html_table, write_html

@@ -7,7 +7,7 @@ shuffle null of several metrics on the same permutations, sharing their per-perm
 Both keep the observed pairing fixed (the universality paper's Tests 1 and 2), which is not a
 valid null when the pairing was chosen from activations. :func:`repair_tests` repeats the whole
 procedure, pairing included, under the null (permuted samples, or random subsets re-paired):
-the default of :func:`featgeom.compare` and of every experiment.
+the default of :func:`featgeom.compare.compare` and of every experiment.
 
 Every test needs n_perm >= MIN_N_PERM = 19: p-values are at least 1 / (1 + n_perm), so with fewer
 permutations none could reach 0.05. n_perm whose null scores would exceed 2 GiB is refused before

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from featgeom.errors import ConfigError
-from featgeom.experiments import GroundTruth, compare
-from featgeom.experiments.compare import SIMILARITY_METRICS
+from featgeom.compare import GroundTruth, compare
+from featgeom.compare import SIMILARITY_METRICS
 from featgeom.family import FamilyConfig, build_family
 
 METRIC_TOL = 1e-9  # float64 on both paths
@@ -89,7 +89,7 @@ def test_torch_path_equals_numpy_path_with_both_nulls(fam, batch):
 
 
 def test_torch_path_equals_numpy_path_on_top_k_partners(fam, batch, monkeypatch):
-    monkeypatch.setattr(sys.modules["featgeom.experiments.compare"], "FULL_MATRIX_LIMIT", 1)
+    monkeypatch.setattr(sys.modules["featgeom.compare"], "FULL_MATRIX_LIMIT", 1)
     numpy_result, torch_result = _both(fam, batch, n_perm=19, modes=("many_to_one", "one_to_many", "mutual"))
     assert numpy_result.ground_truth["empirical_mcc"] is None  # only each latent's best partner was kept
     _assert_same(numpy_result, torch_result, ("repair",))

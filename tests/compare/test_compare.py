@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from featgeom.errors import ConfigError, ShapeError
-from featgeom.experiments import GroundTruth, compare
+from featgeom.compare import GroundTruth, compare
 from featgeom.family import FamilyConfig, build_family
 
 
@@ -88,7 +88,7 @@ def test_bad_inputs(fam, batch):
 def test_top_k_path_reports_missing_empirical_mcc_explicitly(fam, batch, monkeypatch):
     import sys
 
-    monkeypatch.setattr(sys.modules["featgeom.experiments.compare"], "FULL_MATRIX_LIMIT", 1)
+    monkeypatch.setattr(sys.modules["featgeom.compare"], "FULL_MATRIX_LIMIT", 1)
     result = compare(oracle(fam, "base"), oracle(fam, "same"), batch.hidden["base"], batch.hidden["same"],
                      n_perm=19, ground_truth=GroundTruth.from_family(fam, "base", "same", batch.features))
     gt = result.ground_truth
@@ -113,7 +113,7 @@ def _planted_latents(seed: int = 3):
 
 
 def test_compare_latents_finds_the_planted_pairs_with_both_nulls():
-    from featgeom.experiments.compare import compare_latents
+    from featgeom.compare import compare_latents
 
     lat_a, lat_b, dec_a, dec_b = _planted_latents()
     single = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=199, nulls=("repair", "shuffle"))
@@ -135,7 +135,7 @@ def test_compare_latents_finds_the_planted_pairs_with_both_nulls():
 
 
 def test_compare_latents_rejects_decoders_that_do_not_match_the_latents():
-    from featgeom.experiments.compare import compare_latents
+    from featgeom.compare import compare_latents
 
     lat_a, lat_b, dec_a, dec_b = _planted_latents()
     with pytest.raises(ShapeError, match="dec_b: has 59 rows but lat_b has 60 latents"):
@@ -145,7 +145,7 @@ def test_compare_latents_rejects_decoders_that_do_not_match_the_latents():
 
 
 def test_keep_masks_and_threshold_shape_the_pairing_and_its_null():
-    from featgeom.experiments.compare import compare_latents
+    from featgeom.compare import compare_latents
 
     lat_a, lat_b, dec_a, dec_b = _planted_latents()
     keep_a = np.zeros(50, dtype=bool)
@@ -174,7 +174,7 @@ def test_too_few_samples_are_refused_before_pairing():
     with pytest.raises(ShapeError, match=r"acts_a, acts_b: 5 samples \(rows\) are too few .* at least 100"):
         compare(sae, sae, acts[:5], acts[:5], n_perm=19)
     lat_a, lat_b, dec_a, dec_b = _planted_latents()
-    from featgeom.experiments.compare import compare_latents
+    from featgeom.compare import compare_latents
 
     with pytest.raises(ShapeError, match="lat_a, lat_b: 99 samples"):
         compare_latents(lat_a[:99], lat_b[:99], dec_a, dec_b, n_perm=19)
@@ -188,7 +188,7 @@ def test_too_few_samples_are_refused_before_pairing():
     (10**12, r"n_perm: 1,000,000,000,000 permutations x 5 score\(s\) need .* GiB .* use at most"),
 ])
 def test_unusable_n_perm_is_refused_before_any_work(n_perm, message):
-    from featgeom.experiments.compare import compare_latents
+    from featgeom.compare import compare_latents
 
     sae = _RefusesToEncode(np.eye(12, dtype=np.float32), np.zeros(12, dtype=np.float32))
     acts = np.random.default_rng(1).standard_normal((300, 12))
@@ -200,7 +200,7 @@ def test_unusable_n_perm_is_refused_before_any_work(n_perm, message):
 
 
 def test_a_single_mode_name_is_one_mode():
-    from featgeom.experiments.compare import compare_latents
+    from featgeom.compare import compare_latents
 
     lat_a, lat_b, dec_a, dec_b = _planted_latents()
     result = compare_latents(lat_a, lat_b, dec_a, dec_b, n_perm=19, modes="mutual")
@@ -243,7 +243,7 @@ def test_a_float64_sae_gets_batches_in_its_own_dtype():
 
 
 def test_tensors_that_require_grad_are_accepted():
-    from featgeom.experiments.compare import compare_latents
+    from featgeom.compare import compare_latents
 
     acts = np.random.default_rng(4).standard_normal((300, 12))
     sae = _small_sae()

@@ -1,4 +1,7 @@
-"""``compare``: one call that measures the universality of two SAEs on the same inputs.
+"""The ``compare`` stage: one call that measures the universality of two SAEs on the same inputs.
+
+Its own stage (below experiments, which run it over families, and real, which runs it over layer
+pairs of two language models), so synthetic and real comparisons share one implementation.
 
 Pipeline: encode both models' activations with their SAEs -> Pearson correlation of every latent
 pair (sparse, streaming; :mod:`featgeom.match`) -> pairings in several modes -> similarity of the
