@@ -116,7 +116,7 @@ def compare(
     modes: Sequence[str] | str = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
     rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None, precision: str = "float32",
     nulls: Sequence[str] = ("repair",), min_corr: float | None = None, keep_a: Any = None, keep_b: Any = None,
-    block_size: int = 1, device: Any = None,
+    block_size: int | Sequence[int] = 1, device: Any = None,
 ) -> CompareResult:
     """Measure how similar two SAEs are on the same inputs.
 
@@ -147,7 +147,7 @@ def compare_latents(
     modes: Sequence[str] | str = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
     rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None, precision: str = "float32",
     nulls: Sequence[str] = ("repair",), min_corr: float | None = None, keep_a: Any = None, keep_b: Any = None,
-    block_size: int = 1, device: Any = None,
+    block_size: int | Sequence[int] = 1, device: Any = None,
 ) -> CompareResult:
     """:func:`compare` from latent activations: lat_a (n, N_a), lat_b (n, N_b) (dense or sparse,
     same n samples) and decoder rows dec_a (N_a, d_a), dec_b (N_b, d_b).
@@ -159,7 +159,8 @@ def compare_latents(
     decoder rows (RSA on at most ``rsa_max_items`` pairs) with a +1-corrected p-value, null mean
     and std from each null in ``nulls`` (``n_perm`` draws, seeded by ``seed``):
 
-    * "repair" (default, valid): B's samples permuted (in whole blocks of ``block_size`` rows),
+    * "repair" (default, valid): B's samples permuted (in whole blocks of ``block_size`` rows, or
+      of the block lengths ``block_size`` lists, e.g. one per token window),
       correlation and pairing recomputed exactly as observed, then scored
       (:func:`featgeom.stats.repair_tests`). Answers "do the two SAEs share structure?".
     * "shuffle": the universality paper's Test 1, the observed pairing's rows shuffled

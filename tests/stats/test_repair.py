@@ -144,6 +144,28 @@ def test_block_permutation_moves_whole_blocks():
     assert got.block_size == 50
 
 
+def test_unequal_blocks_move_whole_and_are_checked():
+    """Windows that keep different numbers of tokens: each null draw is the blocks concatenated
+    in the order rng.permutation(n_blocks); bad lengths are one clear error."""
+    a, b, dec_a, dec_b = latents(n=600)
+    lengths = np.array([40, 60, 50] * 4)
+    got = repair_tests(a, b, dec_a, dec_b, metrics=["svcca"], n_perm=19, seed=2, block_size=lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    rng = np.random.default_rng(2)
+    for j in range(19):
+        perm = np.concatenate([np.arange(starts[i], starts[i] + lengths[i]) for i in rng.permutation(12)])
+        assert np.array_equal(np.sort(perm), np.arange(600))
+        p = pair(activation_correlation(a, b[perm]))
+        assert got.tests["many_to_one"]["svcca"].null[j] == pytest.approx(svcca(dec_a[p.idx_a], dec_b[p.idx_b]))
+    assert got.block_size == tuple(lengths.tolist())
+    with pytest.raises(ShapeError, match="block lengths sum to 599, not the 600 samples"):
+        repair_tests(a, b, dec_a, dec_b, n_perm=19, block_size=np.r_[lengths[:-1], 49])
+    with pytest.raises(ConfigError, match="block_size: must be a positive integer or a sequence"):
+        repair_tests(a, b, dec_a, dec_b, n_perm=19, block_size=[600.0])
+    with pytest.raises(DataError, match="3 exchangeable block"):
+        repair_tests(a, b, dec_a, dec_b, n_perm=19, block_size=[200, 300, 100])
+
+
 def test_bad_input_gives_one_clear_error():
     a, b, dec_a, dec_b = latents()
     with pytest.raises(ShapeError, match=r"acts_a, acts_b: 6 samples \(rows\) are too few"):

@@ -17,6 +17,7 @@ from typer.exceptions import Abort, TyperException
 import featgeom
 from featgeom.cli.compare import compare_cmd
 from featgeom.cli.family import family_app
+from featgeom.cli.real import real_app
 from featgeom.cli.run import experiments, run
 from featgeom.cli.sae import sae_app
 from featgeom.errors import FeatgeomError
@@ -30,6 +31,7 @@ app.command("run")(run)
 app.command("experiments")(experiments)
 app.command("compare")(compare_cmd)
 app.add_typer(sae_app, name="sae")
+app.add_typer(real_app, name="real")
 
 
 def _version(value: bool) -> None:

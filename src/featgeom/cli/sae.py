@@ -9,10 +9,11 @@ import typer
 
 from featgeom.errors import ConfigError
 
-sae_app = typer.Typer(help="Train and evaluate SAEs on family members.", no_args_is_help=True)
+sae_app = typer.Typer(help="Train and evaluate SAEs on family members (and train them on real models' stored "
+                       "activations).", no_args_is_help=True)
 
 METRIC_KEYS = ("mcc", "f1", "explained_variance", "l0", "dead_fraction", "precision", "recall", "shrinkage",
-               "uniqueness", "dead_latents", "true_l0")
+               "uniqueness", "dead_latents", "true_l0", "mse")
 
 
 def _metrics(metrics: dict) -> dict:
@@ -24,14 +25,20 @@ DEVICE_HELP = "Where torch runs: cpu | cuda | cuda:N (checked before any work)."
 
 @sae_app.command("train")
 def train_cmd(
-    family: Path | None = typer.Option(None, "--family", help="Family artifact directory (or --preset)."),
+    family: Path | None = typer.Option(None, "--family", help="Family artifact directory (or --preset, or "
+                                       "--activations)."),
     preset: str | None = typer.Option(None, "--preset", help="Instead of --family: a world preset (tiny, small, "
                                       "medium, synthsaebench-16k), stored in OUT once; synthsaebench-16k defaults "
                                       "to the published SAE settings (width 4096, L0 25, 200M samples)."),
-    member: str = typer.Option("base", "--member", help="Member name."),
+    activations: Path | None = typer.Option(None, "--activations", help="Instead of --family: a real model's "
+                                            "stored activations (featgeom activations artifact); needs --layer."),
+    layer: int | None = typer.Option(None, "--layer", help="With --activations: the layer to train on."),
+    member: str | None = typer.Option(None, "--member", help="Member name (families only; default base)."),
     arch: str = typer.Option(..., "--arch", help="standard|topk|batchtopk|matryoshka_batchtopk|jumprelu|gated|matching_pursuit"),
-    l0: float | None = typer.Option(None, "--l0", help="Target L0 (default: the recipe's)."),
-    width: int | None = typer.Option(None, "--width", help="Number of latents (default: the recipe's)."),
+    l0: float | None = typer.Option(None, "--l0", help="Target L0 (default: the recipe's; on activations "
+                                    "min(32, width))."),
+    width: int | None = typer.Option(None, "--width", help="Number of latents (default: the recipe's; on "
+                                     "activations 8 x d_model)."),
     samples: int | None = typer.Option(None, "--samples", help="Training samples (default: the recipe's)."),
     seed: int = typer.Option(0, "--seed"),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate (default: the recipe's)."),
@@ -40,32 +47,75 @@ def train_cmd(
                                 "on 2-core CPUs (2 is ~1.3x faster on an idle machine, ~12x slower on a busy one)."),
     checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Samples between checkpoints "
                                                 "(default: every 10% of the samples; 0: none). Not part of the id."),
-    eval_samples: int = typer.Option(100_000, "--eval-samples", help="Held-out samples for the metrics (>= 512)."),
+    eval_samples: int = typer.Option(100_000, "--eval-samples", help="Held-out samples for the metrics (>= 512); "
+                                     "on activations the cap on held-out rows (10% of the rows, at least 512)."),
     out: Path = typer.Option(..., "--out", help="Store directory (the SAE goes to OUT/sae-<id>)."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP + " Its type is part of the SAE's id."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr: a bar on a "
                                   "terminal, else a plain line every 10% of the samples."),
 ) -> None:
-    """Train an SAE; a rerun after a kill resumes from OUT's newest checkpoint.  Last line: JSON
-    with its path and metrics.  Exit 2, nothing stored, if training diverges."""
+    """Train an SAE on a family member or on a real model's stored activations (one layer); a rerun
+    after a kill resumes from OUT's newest checkpoint.  Last line: JSON with its path and metrics
+    (on activations: those that need no ground truth, on held-out rows).  Exit 2, nothing stored,
+    if training diverges."""
     from featgeom.device import check_device
     from featgeom.sae import train
     from featgeom.sae.evaluate import check_eval_samples
     from featgeom.sae.recipes import published_settings, recipe
     from featgeom.store.paths import writable_destination
 
+    _check_sources(family, preset, activations, layer, member)
     device = check_device(device, "--device")
     out = writable_destination(out, "--out")
     check_eval_samples(eval_samples)
-    fam = _family(family, preset, out)
-    m = fam.member(member)
     given = {"width": width, "l0": l0, "samples": samples, "lr": lr, "batch_size": batch_size}
+    if activations is not None:
+        _train_on_activations(activations, layer, arch, given, out,  # type: ignore[arg-type]
+                              seed=seed, threads=threads, checkpoint_every=checkpoint_every, device=device,
+                              eval_samples=eval_samples, progress=progress)
+        return
+    fam = _family(family, preset, out)
+    m = fam.member(member or "base")
     overrides = {**published_settings(preset), **{k: v for k, v in given.items() if v is not None}}
     cfg = recipe(arch, fam, m.name, seed=seed, threads=threads, checkpoint_every=checkpoint_every, device=device,
                  **overrides)
     result = train(fam, m.name, cfg, out, eval_samples=eval_samples, progress=progress)
     typer.echo(json.dumps({"path": str(result.path), "id": result.id, "arch": cfg.arch,
                            "member": m.name, **_metrics(result.metrics)}))
+
+
+def _check_sources(family: Path | None, preset: str | None, activations: Path | None, layer: int | None,
+                   member: str | None) -> None:
+    """ConfigError unless exactly one of --family, --preset, --activations is given, --layer comes
+    with (and only with) --activations, and --member is not combined with --activations."""
+    given = [name for name, value in (("--family", family), ("--preset", preset), ("--activations", activations))
+             if value is not None]
+    if len(given) != 1:
+        what = f" (got {', '.join(given)})" if given else ""
+        raise ConfigError(f"--family, --preset: give exactly one of --family, --preset, --activations (a stored "
+                          f"family, a world preset to build, or a real model's stored activations){what}")
+    if activations is not None and layer is None:
+        raise ConfigError("--layer: required with --activations (which layer's activations to train on)")
+    if activations is None and layer is not None:
+        raise ConfigError("--layer: only with --activations (a family member has no layers; use --member)")
+    if activations is not None and member is not None:
+        raise ConfigError("--member: only with --family or --preset (activations have layers; use --layer)")
+
+
+def _train_on_activations(path: Path, layer: int, arch: str, given: dict, out: Path, *, eval_samples: int,
+                          progress: bool, **settings) -> None:
+    """Train on layer ``layer`` of the activations artifact at ``path``; print the JSON line."""
+    from featgeom.real.activations import load_activations
+    from featgeom.sae.train import activation_recipe, train_on_activation_set
+
+    acts = load_activations(path)
+    if layer not in tuple(acts.layers):
+        raise ConfigError(f"--layer: the activations {acts.id} hold layers {list(acts.layers)}, not {layer}")
+    overrides = {k: v for k, v in given.items() if v is not None}
+    cfg = activation_recipe(arch, acts.d_model, **settings, **overrides)
+    result = train_on_activation_set(acts, layer, cfg, out, eval_samples=eval_samples, progress=progress)
+    typer.echo(json.dumps({"path": str(result.path), "id": result.id, "arch": cfg.arch, "activations": acts.id,
+                           "layer": layer, **_metrics(result.metrics)}))
 
 
 def _family(family: Path | None, preset: str | None, out: Path):

@@ -12,6 +12,8 @@ z = encode(x) (n, W), reconstructions x̂ = decode(z) and decoder rows D (W, d):
   (fires: z_sj != 0 vs a_s,best(j) > 0), averaged over latents (0 where undefined)
 
 These are the definitions of SAELens's ``eval_sae_on_synthetic_data`` (a test checks agreement).
+:func:`evaluate_reconstruction` gives the ground-truth-free ones (explained variance, MSE, L0, dead
+latents, shrinkage) for activations with no planted features (a real model's).
 :func:`evaluate_on_member` refuses fewer than MIN_EVAL_SAMPLES held-out samples and invalid
 seeds; :func:`evaluate_trained` also refuses a member the SAE was not trained on unless asked
 for a cross-member (transfer) evaluation.
@@ -100,12 +102,21 @@ def evaluate(sae: Any, feature_vectors: np.ndarray, batches: Any, member: str = 
 
 def _add_batch(c: _Counts, sae: Any, x: torch.Tensor, acts: sp.csr_matrix, best: np.ndarray) -> None:
     """Accumulate one batch: x (n, d), acts (n, N), best (W,) best-matching feature per latent."""
+    fires = _add_reconstruction(c, sae, x)
+    c.true_active += float(acts.getnnz())
+    truth = torch.from_numpy((acts[:, best] > 0).toarray()).to(x.device)
+    c.tp += (fires & truth).sum(dim=0).double()
+    c.fp += (fires & ~truth).sum(dim=0).double()
+    c.fn += (~fires & truth).sum(dim=0).double()
+
+
+def _add_reconstruction(c: _Counts, sae: Any, x: torch.Tensor) -> torch.Tensor:
+    """Accumulate the ground-truth-free sums of one batch x (n, d); return where latents fire (n, W)."""
     z = sae.encode(x)
     x_hat = sae.decode(z)
     fires = z != 0
     c.n += x.shape[0]
     c.sae_active += fires.float().sum().item()
-    c.true_active += float(acts.getnnz())
     c.fired |= fires.any(dim=0)
     norms = x.norm(dim=-1)
     ok = norms > 1e-6
@@ -115,10 +126,7 @@ def _add_batch(c: _Counts, sae: Any, x: torch.Tensor, acts: sp.csr_matrix, best:
     c.sum_x = batch_sum if c.sum_x.numel() == 0 else c.sum_x + batch_sum
     c.sq_norm += x.pow(2).sum().item()
     c.sq_resid += (x - x_hat).pow(2).sum().item()
-    truth = torch.from_numpy((acts[:, best] > 0).toarray()).to(x.device)
-    c.tp += (fires & truth).sum(dim=0).double()
-    c.fp += (fires & ~truth).sum(dim=0).double()
-    c.fn += (~fires & truth).sum(dim=0).double()
+    return fires
 
 
 def _finish(c: _Counts, cos: torch.Tensor) -> dict[str, float]:
@@ -129,23 +137,64 @@ def _finish(c: _Counts, cos: torch.Tensor) -> dict[str, float]:
     recall = _ratio(c.tp, c.tp + c.fn)
     f1 = _ratio(2 * precision * recall, precision + recall)
     accuracy = (c.n - c.fp - c.fn) / max(c.n, 1)
-    variance = c.sq_norm / c.n - (c.sum_x / c.n).pow(2).sum().item()
-    dead = int((~c.fired).sum())
+    recon = _reconstruction_metrics(c)
     return {
         "mcc": mcc(cos),
         "f1": float(f1.mean()),
         "precision": float(precision.mean()),
         "recall": float(recall.mean()),
         "accuracy": float(accuracy.mean()),
-        "explained_variance": 1.0 - (c.sq_resid / c.n) / variance,
-        "l0": c.sae_active / c.n,
+        "explained_variance": recon["explained_variance"],
+        "l0": recon["l0"],
         "true_l0": c.true_active / c.n,
-        "dead_latents": dead,
-        "dead_fraction": dead / c.width,
-        "shrinkage": c.shrink / max(c.valid, 1),
+        "dead_latents": recon["dead_latents"],
+        "dead_fraction": recon["dead_fraction"],
+        "shrinkage": recon["shrinkage"],
         "uniqueness": len(np.unique(cos.argmax(dim=1).numpy())) / c.width,
         "num_samples": c.n,
     }
+
+
+def _total_variance(c: _Counts) -> float:
+    """sum_s |x_s|^2 / n - |mean x|^2: the inputs' total variance per sample."""
+    return c.sq_norm / c.n - (c.sum_x / c.n).pow(2).sum().item()
+
+
+def _reconstruction_metrics(c: _Counts) -> dict[str, float]:
+    """The ground-truth-free metrics of the running sums (c.n > 0)."""
+    dead = int((~c.fired).sum())
+    return {
+        "explained_variance": 1.0 - (c.sq_resid / c.n) / _total_variance(c),
+        "l0": c.sae_active / c.n,
+        "dead_latents": dead,
+        "dead_fraction": dead / c.width,
+        "shrinkage": c.shrink / max(c.valid, 1),
+        "num_samples": c.n,
+    }
+
+
+@torch.no_grad()
+def evaluate_reconstruction(sae: Any, batches: Any) -> dict[str, float]:
+    """The metrics that need no ground truth, over ``batches`` of hidden vectors x (n, d) (arrays
+    or tensors): explained_variance, l0, dead_latents, dead_fraction, shrinkage (module docstring),
+    mse = sum_s |x_s - x̂_s|^2 / n (per-sample squared error summed over d, as SAELens's training
+    MSE) and num_samples; the numbers equal :func:`evaluate`'s for the same inputs.  Encoded on the
+    SAE's device; DataError when there are no samples or the inputs have zero variance."""
+    sae.eval()
+    decoder = sae.W_dec.detach().float()
+    counts = _Counts(width=decoder.shape[0], device=decoder.device)
+    for hidden in batches:
+        x = torch.as_tensor(np.asarray(hidden, dtype=np.float32)).to(decoder.device)
+        if x.ndim != 2 or x.shape[1] != int(sae.cfg.d_in):
+            raise ShapeError(f"sae: input dim {sae.cfg.d_in} differs from the activations' width "
+                             f"{tuple(x.shape)[1:]}")
+        _add_reconstruction(counts, sae, x)
+    if counts.n == 0:
+        raise DataError("evaluate: no samples in the batches")
+    if not _total_variance(counts) > 0.0:
+        raise DataError(f"evaluate: the {counts.n} held-out samples have zero variance (explained variance "
+                        "is undefined)")
+    return {**_reconstruction_metrics(counts), "mse": counts.sq_resid / counts.n}
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:

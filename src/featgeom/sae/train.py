@@ -1,4 +1,6 @@
-"""Train one SAELens training SAE on one family member, fed by featgeom's fast sampler.
+"""Train one SAELens training SAE on one family member, fed by featgeom's fast sampler
+(:func:`train`), or on a real model's stored activations (:func:`train_on_activations`): the
+same run loop, recipes, checkpoints and artifact, only the data stream and the evaluation differ.
 
 Each step: x = next batch of the member's hidden vectors (batch_size, d); SAELens's
 ``training_forward_pass`` gives loss = MSE + architecture losses (for TopK / BatchTopK the same
@@ -17,6 +19,7 @@ DataError "training diverged: ..." and stores nothing.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shutil
 import tempfile
@@ -25,29 +28,43 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from featgeom.device import device_memory
-from featgeom.errors import DataError, ResourceError
+from featgeom.errors import ConfigError, DataError, ResourceError, ShapeError
 from featgeom.family.family import SyntheticModelFamily
 from featgeom.sae import arch as archs
-from featgeom.sae.artifact import TrainedSAE, load, run_config, run_id, write_sae
+from featgeom.sae.artifact import GENERATOR, KIND, TrainedSAE, load, run_config, run_id, write_sae
 from featgeom.sae.checkpoint import checkpoint_root, latest_checkpoint, write_checkpoint
 from featgeom.sae.config import CONTROLLED, SAETrainConfig
 from featgeom.sae.control import L0Controller
-from featgeom.sae.data import MemberStream
-from featgeom.sae.evaluate import check_eval_samples, evaluate_on_member
+from featgeom.sae.data import ArrayStream, MemberStream, check_activations, eval_row_count, split_rows
+from featgeom.sae.evaluate import EVAL_BATCH, check_eval_samples, evaluate_on_member, evaluate_reconstruction
 from featgeom.sae.progress import progress_reporter
 from featgeom.sae.resources import check_memory, estimate_bytes, fixed_threads, training_device
 from featgeom.sae.sparse import sparse_forward_pass, supports_sparse
+from featgeom.store.artifacts import artifact_id, canonical_json
 
 EVAL_SAMPLES = 100_000
 CALIBRATION_SAMPLES = 16_384
 GATE = {"standard": "b_enc", "gated": "b_gate", "jumprelu": "threshold"}
+HASH_CHUNK = 65_536  # rows per chunk when hashing activations
 HISTORY_KEYS = ("samples", "loss", "mse", "l0", "dead_fraction", "coefficient", "lr", "samples_per_s")
+
+
+class TrainingStream(Protocol):
+    """What the run loop draws training batches from (:class:`~featgeom.sae.data.MemberStream`,
+    :class:`~featgeom.sae.data.ArrayStream`): the next n inputs (n, d) float32 on the host, and a
+    JSON-ready state that resumes it exactly."""
+
+    def next_hidden(self, n: int) -> torch.Tensor: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def set_state(self, state: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -59,7 +76,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     controller: L0Controller | None
-    stream: MemberStream
+    stream: TrainingStream
     generator: torch.Generator
     since_fired: torch.Tensor
     samples: int = 0
@@ -122,28 +139,175 @@ def train(family: SyntheticModelFamily, member: str | int, cfg: SAETrainConfig, 
     final = Path(store) / f"sae-{rid}" if store is not None else None
     if final is not None and final.exists():
         return load(final)
+    done = _train_run(cfg, rid, store, m.hidden_dim, m.num_features, lambda: MemberStream(family, m.name, cfg.seed),
+                      lambda sae: evaluate_on_member(sae, family, m.name, eval_samples, seed=0), progress, on_step)
+    meta = {"metrics": done.metrics, "family_id": fid, "member": m.name, "architecture": cfg.arch,
+            "saelens_inference_architecture": done.sae.cfg.architecture(), "seconds": done.seconds}
+    return _stored(done, rid, final, run_config(cfg, fid, m.name), meta, fid, m.name)
+
+
+@dataclass
+class _Done:
+    """A finished, checked run: its config, inference SAE (on the CPU), metrics, history, seconds
+    and checkpoint directory."""
+
+    cfg: SAETrainConfig
+    sae: Any
+    metrics: dict[str, float]
+    history: dict[str, np.ndarray]
+    seconds: float
+    root: Path | None
+
+
+def _train_run(cfg: SAETrainConfig, rid: str, store: str | Path | None, d_in: int, num_features: int,
+               make_stream: Callable[[], Any], evaluate_sae: Callable[[Any], dict[str, float]], progress: bool,
+               on_step: Callable[[int], None] | None) -> _Done:
+    """The run loop shared by every data source: check memory, resume from the newest checkpoint,
+    fit, calibrate L0, check the weights, evaluate (``evaluate_sae(sae on the device)``), check
+    the metrics.  ``make_stream()`` gives the training data (next_hidden / state / set_state)."""
     calibration = CALIBRATION_SAMPLES if _calibrates(cfg) else 0
-    check_memory(cfg, m.hidden_dim, m.num_features, calibration)
+    check_memory(cfg, d_in, num_features, calibration)
     start = time.perf_counter()
     root = checkpoint_root(Path(store), rid) if store is not None else None
     with fixed_threads(cfg.threads), training_device(cfg) as device:
-        run = _resumed_run(cfg, family, m.name, rid, root, device)
-        with _out_of_memory(run, estimate_bytes(cfg, m.hidden_dim, m.num_features, calibration)):
+        run = _resumed_run(cfg, d_in, make_stream(), rid, root, device)
+        with _out_of_memory(run, estimate_bytes(cfg, d_in, num_features, calibration)):
             _fit(run, rid, root, progress, on_step)
             sae = _final_sae(run)
             _check_weights(run, sae)
-            metrics = evaluate_on_member(sae.to(device), family, m.name, eval_samples, seed=0)
+            metrics = evaluate_sae(sae.to(device))
         sae.to("cpu")  # stored (cfg.json included) as a CPU SAE, loadable anywhere
     _check_metrics(run, metrics)
     history = {k: np.asarray([row[k] for row in run.history], dtype=np.float64) for k in HISTORY_KEYS}
-    meta = {"metrics": metrics, "family_id": fid, "member": m.name, "architecture": cfg.arch,
-            "saelens_inference_architecture": sae.cfg.architecture(), "seconds": time.perf_counter() - start}
+    return _Done(cfg, sae, metrics, history, time.perf_counter() - start, root)
+
+
+def _stored(done: _Done, rid: str, final: Path | None, config: dict[str, Any], meta: dict[str, Any],
+            family_id: Any, member: Any) -> TrainedSAE:
+    """The TrainedSAE of a finished run: written to ``final`` (then its checkpoints removed) and
+    loaded back, or, without a store, in memory with path None."""
     if final is None:
-        return TrainedSAE(rid, None, sae, cfg, fid, m.name, metrics, history, meta["seconds"])  # type: ignore[arg-type]
-    write_sae(final, run_config(cfg, fid, m.name), meta, history, sae)
-    if root is not None:
-        shutil.rmtree(root, ignore_errors=True)
+        return TrainedSAE(rid, None, done.sae, done.cfg, family_id, member,  # type: ignore[arg-type]
+                          done.metrics, done.history, done.seconds)
+    write_sae(final, config, meta, done.history, done.sae)
+    if done.root is not None:
+        shutil.rmtree(done.root, ignore_errors=True)
     return load(final)
+
+
+def train_on_activations(acts: np.ndarray, cfg: SAETrainConfig, store: str | Path | None = None, *,
+                         source: dict[str, Any], eval_samples: int = EVAL_SAMPLES, progress: bool = False,
+                         on_step: Callable[[int], None] | None = None) -> TrainedSAE:
+    """Train (or resume, or just load) the SAE ``cfg`` describes on stored activations ``acts``
+    (n_tokens, d_model) float32 (e.g. one layer of a real model's :class:`ActivationSet`).
+
+    Rows are split once (:func:`~featgeom.sae.data.split_rows`, the same split for every SAE seed):
+    ceil(10%) of them, at least 512 and at most ``eval_samples``, are held out; training draws the
+    rest in seeded, reshuffled epochs (:class:`~featgeom.sae.data.ArrayStream`; cfg.samples may
+    exceed the rows: meta records the epochs), and so do L0 calibration and the L0 controller.
+    The metrics are those that need no ground truth (explained variance, MSE, L0, dead latents,
+    shrinkage) on the held-out rows.  ``source``: a JSON-ready identity of the activations (e.g.
+    {"activations": acts_set.id, "layer": 3}); the run config is (cfg, source, shape and sha256 of
+    ``acts``, held-out rows), so the SAE id is content-addressed, and the artifact (same writer and
+    loader as for families; family_id and member None) records ``source`` in its config and meta.
+    Store, checkpoints, resume, ``progress``, ``on_step``, device and memory checks: as :func:`train`.
+
+    ShapeError unless ``acts`` is 2-D floating point (or when ``source["d_model"]`` is given and
+    differs); DataError on non-finite values, constant rows, or fewer rows than the held-out split
+    plus one batch; ConfigError on bad ``eval_samples`` or a ``source`` that is not a JSON-ready dict.
+    """
+    check_eval_samples(eval_samples)
+    x = check_activations(acts)
+    n, d = x.shape
+    source = _checked_source(source, d)
+    n_eval = eval_row_count(n, eval_samples)
+    if n - n_eval < cfg.batch_size:
+        raise DataError(f"activations: {n:,} rows are too few: {n_eval:,} are held out for evaluation and "
+                        f"training needs at least batch_size={cfg.batch_size:,} more (give at least "
+                        f"{n_eval + cfg.batch_size:,} rows, or a smaller batch_size)")
+    config = activation_run_config(cfg, source, x, n_eval)
+    rid = artifact_id(KIND, config, GENERATOR)
+    final = Path(store) / f"sae-{rid}" if store is not None else None
+    if final is not None and final.exists():
+        return load(final)
+    train_rows, eval_rows = split_rows(n, n_eval)
+    done = _train_run(cfg, rid, store, d, 0, lambda: ArrayStream(x, cfg.seed, rows=train_rows),
+                      lambda sae: evaluate_reconstruction(sae, _row_batches(x, eval_rows)), progress, on_step)
+    meta = {"metrics": done.metrics, "family_id": None, "member": None, "source": source,
+            "architecture": cfg.arch, "saelens_inference_architecture": done.sae.cfg.architecture(),
+            "train_rows": int(train_rows.size), "eval_rows": int(eval_rows.size),
+            "epochs": cfg.steps * cfg.batch_size / train_rows.size, "seconds": done.seconds}
+    return _stored(done, rid, final, config, meta, None, None)
+
+
+def train_on_activation_set(acts_set: Any, layer: int, cfg: SAETrainConfig, store: str | Path | None = None,
+                            **kwargs: Any) -> TrainedSAE:
+    """:func:`train_on_activations` on layer ``layer`` of an ActivationSet
+    (:mod:`featgeom.real.activations`), with source {"activations": its id, "layer", "d_model"};
+    ConfigError naming ``layer`` when the set does not hold it."""
+    layers = tuple(int(v) for v in acts_set.layers)
+    if isinstance(layer, bool) or not isinstance(layer, int) or layer not in layers:
+        raise ConfigError(f"layer: the activations {acts_set.id} hold layers {list(layers)}, not {layer!r}")
+    source = {"activations": acts_set.id, "layer": layer, "d_model": int(acts_set.d_model)}
+    return train_on_activations(acts_set.layer(layer), cfg, store, source=source, **kwargs)
+
+
+def activation_run_config(cfg: SAETrainConfig, source: dict[str, Any], acts: np.ndarray, n_eval: int) -> dict[str, Any]:
+    """The content-addressed config of a run on activations: the training config (as for families,
+    family_id and member None), ``source``, and the data actually used: shape, sha256 of the
+    float32 rows and the number of held-out rows (which fixes the split)."""
+    data = {"rows": int(acts.shape[0]), "d": int(acts.shape[1]), "sha256": array_sha256(acts), "eval_rows": n_eval}
+    return {**run_config(cfg, None, None), "source": source, "data": data}  # type: ignore[arg-type]
+
+
+def array_sha256(acts: np.ndarray) -> str:
+    """sha256 of a float32 array's C-order bytes, hashed in chunks of rows (no full copy)."""
+    digest = hashlib.sha256()
+    for start in range(0, acts.shape[0], HASH_CHUNK):
+        digest.update(np.ascontiguousarray(acts[start:start + HASH_CHUNK], dtype=np.float32).data)
+    return digest.hexdigest()
+
+
+def _checked_source(source: Any, d_model: int) -> dict[str, Any]:
+    """``source`` when it is a non-empty JSON-ready dict (ConfigError otherwise) whose "d_model",
+    if present, equals the activations' width (ShapeError otherwise)."""
+    try:
+        canonical_json(source)
+    except (TypeError, ValueError):
+        source = None
+    if not isinstance(source, dict) or not source:
+        raise ConfigError("source: must be a non-empty JSON-ready dict identifying the activations "
+                          "(e.g. {'activations': <id>, 'layer': 3})")
+    if "d_model" in source and source["d_model"] != d_model:
+        raise ShapeError(f"activations: rows have width {d_model} but the source says d_model={source['d_model']}")
+    return source
+
+
+def _row_batches(acts: np.ndarray, rows: np.ndarray) -> Iterator[np.ndarray]:
+    """acts[rows] in batches of EVAL_BATCH rows, in row order."""
+    for start in range(0, rows.size, EVAL_BATCH):
+        yield acts[rows[start:start + EVAL_BATCH]]
+
+
+ACTIVATION_WIDTH_FACTOR = 8  # default width on activations: 8 x d_model (a common expansion factor)
+ACTIVATION_L0 = 32  # default target L0 on activations (no true L0 to take it from)
+
+
+def activation_recipe(arch: str, d_model: int, **overrides: Any) -> SAETrainConfig:
+    """The default config of ``arch`` on activations of width ``d_model``: the architecture's
+    recipe settings (:data:`featgeom.sae.recipes.RECIPES`), width ACTIVATION_WIDTH_FACTOR x
+    d_model, target L0 min(ACTIVATION_L0, width), log_every samples / 50; explicit keyword
+    overrides win.  ConfigError on bad values."""
+    from featgeom.sae.recipes import RECIPES
+
+    if arch not in RECIPES:
+        raise ConfigError(f"arch: unknown architecture {arch!r} (one of {', '.join(RECIPES)})")
+    settings = {k: v for k, v in RECIPES[arch].items() if k != "width_factor"}
+    data: dict[str, Any] = {"arch": arch, "width": ACTIVATION_WIDTH_FACTOR * int(d_model), **settings}
+    data.update(overrides)
+    data.setdefault("l0", min(ACTIVATION_L0, data["width"]))
+    data["log_every"] = overrides.get("log_every", max(data["samples"] // 50, data.get("batch_size", 1024)))
+    return SAETrainConfig.from_dict(data)
 
 
 def _calibrates(cfg: SAETrainConfig) -> bool:
@@ -165,10 +329,10 @@ def _out_of_memory(run: _Run, needed: int) -> Iterator[None]:
         raise ResourceError(f"{exc}; {where}") from None
 
 
-def _resumed_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str, rid: str,
-                 root: Path | None, device: torch.device) -> _Run:
+def _resumed_run(cfg: SAETrainConfig, d_in: int, stream: Any, rid: str, root: Path | None,
+                 device: torch.device) -> _Run:
     """A fresh run on ``device``, set to the newest valid checkpoint under ``root`` when there is one."""
-    run = _new_run(cfg, family, member, device)
+    run = _new_run(cfg, d_in, stream, device)
     if root is not None and (found := latest_checkpoint(root, rid, device)) is not None:
         run.last_checkpoint, state = found
         run.set_state(state)
@@ -212,12 +376,12 @@ def _check_metrics(run: _Run, metrics: dict[str, float]) -> None:
                     f"try a lower lr (was {run.cfg.lr:g})")
 
 
-def _new_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str, device: torch.device) -> _Run:
-    """Fresh SAE (initialised on the CPU from cfg.seed, then moved to ``device``, so every device
-    starts from the same weights), optimiser, schedule, controller and data stream for ``cfg``."""
+def _new_run(cfg: SAETrainConfig, d_in: int, stream: Any, device: torch.device) -> _Run:
+    """Fresh SAE on ``d_in`` inputs (initialised on the CPU from cfg.seed, then moved to ``device``,
+    so every device starts from the same weights), optimiser, schedule and controller for ``cfg``,
+    fed by ``stream``."""
     from sae_lens.training.optim import get_lr_scheduler
 
-    d_in = family.member(member).hidden_dim
     sae = archs.build_training_sae(cfg, d_in).to(device)
     optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     warmup = int(cfg.warmup_fraction * cfg.steps)
@@ -228,7 +392,7 @@ def _new_run(cfg: SAETrainConfig, family: SyntheticModelFamily, member: str, dev
     controller = (L0Controller(cfg.l0, cfg.sparsity_coefficient, cfg.controller_gain, cfg.controller_proportional)
                   if cfg.arch in CONTROLLED else None)
     generator = torch.Generator().manual_seed(cfg.seed)
-    return _Run(cfg, sae, optimizer, scheduler, controller, MemberStream(family, member, cfg.seed), generator,
+    return _Run(cfg, sae, optimizer, scheduler, controller, stream, generator,
                 torch.zeros(cfg.width, dtype=torch.int64, device=device))
 
 

@@ -110,14 +110,14 @@ class ProcedureTests:
 
     corr: the observed CorrelationResult; pairings[mode]: the observed Pairing;
     tests[mode][metric]: the NullTestResult (kind 'repair' or 'subset_repair'); block_size: rows
-    permuted together (1: single samples).
+    permuted together (1: single samples), or the tuple of block lengths when they differ.
     """
 
     corr: CorrelationResult
     pairings: dict[str, Pairing]
     tests: dict[str, dict[str, NullTestResult]]
     kind: str
-    block_size: int
+    block_size: int | tuple[int, ...]
 
 
 def repair_tests(
@@ -132,7 +132,7 @@ def repair_tests(
     n_perm: int = 1000,
     seed: int = 0,
     kind: str = "permute",
-    block_size: int = 1,
+    block_size: int | Sequence[int] = 1,
     subset_a: object = None,
     subset_b: object = None,
     device: object = None,
@@ -146,7 +146,10 @@ def repair_tests(
 
     kind="permute": null draw j scores the procedure on acts_b with its samples permuted by
     ``rng.permutation`` (rng = numpy.random.default_rng(seed)); with ``block_size`` b > 1 the
-    n / b contiguous blocks of b rows (e.g. fixed-length token windows) are permuted whole.
+    n / b contiguous blocks of b rows (e.g. fixed-length token windows) are permuted whole; a
+    sequence of block lengths (summing to n; e.g. windows that keep different numbers of tokens
+    once special positions are masked) permutes those contiguous blocks whole, B's rows being
+    the blocks concatenated in the permuted order.
     kind="subset": null draw j pairs inside random subsets of the sizes of ``subset_a`` /
     ``subset_b`` (boolean masks (n_a,) / (n_b,); None: that side is not restricted), drawn with
     ``rng.choice`` among the pairable latents.
@@ -177,11 +180,11 @@ def repair_tests(
     requests = [(name, kwargs.get(name, {})) for name in names]
     rng = np.random.default_rng(seed)
     if kind == "permute":
-        block_size = _check_blocks(block_size, permuted.n_samples, n_perm)
+        lengths = _check_blocks(block_size, permuted.n_samples, n_perm)
         pairings = procedure.pairings(corr)
 
         def draw() -> dict[str, Pairing]:
-            return procedure.pairings(permuted.result(_block_permutation(rng, permuted.n_samples, block_size)))
+            return procedure.pairings(permuted.result(_block_permutation(rng, lengths)))
     else:
         pools = _pools(corr, procedure)
         masks = _subset_masks(subset_a, subset_b, corr, pools)
@@ -203,7 +206,7 @@ def repair_tests(
                for i, name in enumerate(names)}
         for mode in procedure.modes
     }
-    return ProcedureTests(corr, pairings, tests, label, block_size if kind == "permute" else 1)
+    return ProcedureTests(corr, pairings, tests, label, _block_label(lengths) if kind == "permute" else 1)
 
 
 def _both(mask: np.ndarray | None, extra: np.ndarray | None) -> np.ndarray | None:
@@ -228,28 +231,61 @@ def _checked_metrics(
     return names, kwargs
 
 
-def _check_blocks(block_size: object, n: int, n_perm: int) -> int:
-    """block_size as an int dividing n, with enough distinct block orders for n_perm draws."""
-    if not is_integer(block_size) or block_size < 1:
-        raise ConfigError(f"block_size: must be a positive integer, got {block_size!r}")
-    if n % block_size:
-        raise ShapeError(f"block_size: {block_size} does not divide the {n} samples into whole blocks")
-    blocks = n // block_size
+def _check_blocks(block_size: object, n: int, n_perm: int) -> np.ndarray:
+    """The block lengths (n_blocks,) that ``block_size`` describes: an int dividing n (equal
+    blocks) or a sequence of positive ints summing to n; with enough distinct block orders for
+    n_perm draws."""
+    if is_integer(block_size):
+        if block_size < 1:
+            raise ConfigError(f"block_size: must be a positive integer, got {block_size!r}")
+        if n % block_size:
+            raise ShapeError(f"block_size: {block_size} does not divide the {n} samples into whole blocks")
+        lengths = np.full(n // int(block_size), int(block_size), dtype=np.int64)
+    else:
+        lengths = _block_lengths(block_size, n)
+    blocks = lengths.size
     if blocks < 2 or math.lgamma(blocks + 1) < math.log(n_perm + 1):
+        size = f"{int(lengths[0])} sample(s)" if np.all(lengths == lengths[0]) else "unequal sizes"
         raise DataError(
-            f"n_perm: {blocks} exchangeable block(s) of {block_size} sample(s) have "
+            f"n_perm: {blocks} exchangeable block(s) of {size} have "
             f"{math.factorial(min(blocks, 20))} orders, too few for {n_perm} distinct permutations; "
             "use more samples (or shorter blocks) or fewer permutations"
         )
-    return int(block_size)
+    return lengths
 
 
-def _block_permutation(rng: np.random.Generator, n: int, block_size: int) -> np.ndarray:
-    """A random permutation of range(n) moving whole contiguous blocks of ``block_size`` rows."""
-    if block_size == 1:
-        return rng.permutation(n)
-    order = rng.permutation(n // block_size)
-    return (order[:, None] * block_size + np.arange(block_size)).ravel()
+def _block_lengths(block_size: object, n: int) -> np.ndarray:
+    """A sequence of block lengths as an int64 array; ConfigError / ShapeError unless they are
+    positive integers summing to n."""
+    try:
+        lengths = np.asarray(block_size)
+    except (TypeError, ValueError):
+        lengths = np.asarray([])
+    if lengths.ndim != 1 or lengths.size == 0 or not np.issubdtype(lengths.dtype, np.integer) or lengths.min() < 1:
+        raise ConfigError(f"block_size: must be a positive integer or a sequence of positive block lengths, "
+                          f"got {block_size!r}")
+    if int(lengths.sum()) != n:
+        raise ShapeError(f"block_size: block lengths sum to {int(lengths.sum())}, not the {n} samples")
+    return lengths.astype(np.int64)
+
+
+def _block_label(lengths: np.ndarray) -> int | tuple[int, ...]:
+    """One int when every block has the same length, else the tuple of lengths."""
+    return int(lengths[0]) if np.all(lengths == lengths[0]) else tuple(int(x) for x in lengths)
+
+
+def _block_permutation(rng: np.random.Generator, lengths: np.ndarray) -> np.ndarray:
+    """A random permutation of range(sum(lengths)) moving whole contiguous blocks of the given
+    lengths: the blocks concatenated in the order ``rng.permutation(n_blocks)``. Equal blocks draw
+    the same permutations as before lengths could differ (single rows: rng.permutation(n))."""
+    if np.all(lengths == 1):
+        return rng.permutation(lengths.size)
+    order = rng.permutation(lengths.size)
+    if np.all(lengths == lengths[0]):
+        b = int(lengths[0])
+        return (order[:, None] * b + np.arange(b)).ravel()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return np.concatenate([np.arange(starts[i], starts[i] + lengths[i]) for i in order])
 
 
 def _decoders(dec_a: object, dec_b: object, corr: CorrelationResult) -> tuple[np.ndarray, np.ndarray]:
