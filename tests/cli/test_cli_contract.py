@@ -23,9 +23,19 @@ def stored(tiny_world, tmp_path_factory):
     (root / "family.yaml").write_text(yaml.safe_dump(config))
     fam = build_family(FamilyConfig.from_dict(config), world=tiny_world)
     save(fam, root / "family")
+    write_sparsify_sae(root / "sparsify")
     sae = train(fam, "base", recipe("topk", fam, "base", samples=8192, width=48, l0=4, batch_size=512),
                 store=root / "store", eval_samples=2048)
     return root, sae.path
+
+
+def write_sparsify_sae(path) -> None:
+    """A small EleutherAI sparsify SAE folder written by eai-sparsify's own save."""
+    import torch
+    from sparsify import Sae, SaeConfig
+
+    torch.manual_seed(0)
+    Sae(16, SaeConfig(num_latents=32, k=4)).save_to_disk(path)
 
 
 def valid_args(command: str, root, sae, out) -> list[str]:
@@ -39,11 +49,15 @@ def valid_args(command: str, root, sae, out) -> list[str]:
         "sae train": ["--family", root / "family", *SAE_FAST, "--out", out],
         "sae eval": [sae, "--family", root / "family", "--eval-samples", "2048"],
         "sae table": ["--preset", "tiny", "--arch", "topk", "--out", out],
+        "real compare": ["--preset", "minilm-tiny", "--quiet", "--out", out],
+        "real presets": [],
+        "real convert-sparsify": [root / "sparsify", out],
     }[command]
 
 
-COMMANDS = ("family create", "family show", "run", "experiments", "compare", "sae train", "sae eval", "sae table")
-WITH_OUT = ("family create", "run", "sae train", "sae table")
+COMMANDS = ("family create", "family show", "run", "experiments", "compare", "sae train", "sae eval", "sae table",
+            "real compare", "real presets", "real convert-sparsify")
+WITH_OUT = ("family create", "run", "sae train", "sae table", "real compare")
 # where each command can be interrupted: a function it calls after parsing its arguments
 DEEP_CALL = {
     "family create": "featgeom.family.build_family",
@@ -54,6 +68,9 @@ DEEP_CALL = {
     "sae train": "featgeom.sae.train",
     "sae eval": "featgeom.sae.load",
     "sae table": "featgeom.sae.recipes.recipe_table",
+    "real compare": "featgeom.real.sweep.run_sweep",
+    "real presets": "featgeom.real.config.preset_summaries",
+    "real convert-sparsify": "featgeom.real.saes.convert_sparsify",
 }
 BAD_VALUE = {
     "family create": ["--out", "{out}", "{root}"],  # the config argument is a directory
@@ -64,6 +81,9 @@ BAD_VALUE = {
     "sae train": ["--family", "{root}/family", "--arch", "topk", "--width", "abc", "--out", "{out}"],
     "sae eval": ["{sae}", "--family", "{root}/family", "--eval-samples", "abc"],
     "sae table": ["--seed", "abc", "--out", "{out}"],
+    "real compare": ["--preset", "minilm-tiny", "--n-perm", "abc", "--out", "{out}"],
+    "real presets": ["extra"],
+    "real convert-sparsify": ["{root}/family", "{out}"],  # a family artifact, not a sparsify SAE
 }
 
 

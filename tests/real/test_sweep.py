@@ -173,3 +173,43 @@ def test_layer_grid_places_values_and_finds_the_best_pair():
     assert best_pair(found, "mutual", a, b) == (3, 4)
     assert np.all(np.isnan(layer_grid(found, a, b, "many_to_one", "svcca")))
     assert best_pair(found, "many_to_one", a, b) is None
+
+
+@pytest.mark.slow
+def test_paper_preset_runs_through_the_hub_code_path(tmp_path, monkeypatch, env):
+    """The pythia-70m-160m preset as a user runs it, offline: tiny random GPT-NeoX models installed
+    in a local hub cache under Pythia's ids, EleutherAI sparsify SAEs (eai-sparsify's own save)
+    in hub repos under the paper's names, read through the same loaders; every layer pair with
+    the valid null and the paper's shuffled-pairing null, legacy SVCCA beside the correct one."""
+    import hashlib
+
+    import torch
+    from huggingface_hub import constants
+    from sparsify import Sae, SaeConfig
+
+    from featgeom.real.config import real_config
+    from featgeom.real.sweep import run_sweep
+    from tests.real.hub_fixtures import fake_hub_snapshot, tiny_neox_dir
+
+    cache = tmp_path / "hub"
+    for seed, model in enumerate(("pythia-70m", "pythia-160m")):
+        fake_hub_snapshot(cache, tiny_neox_dir(tmp_path / "models", seed=seed), repo_id=f"EleutherAI/{model}")
+        commit = hashlib.sha1(model.encode()).hexdigest()
+        repo = cache / f"models--EleutherAI--sae-{model}-32k"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(commit)
+        for layer in range(2):
+            torch.manual_seed(10 * seed + layer)
+            Sae(64, SaeConfig(num_latents=256, k=8)).save_to_disk(repo / "snapshots" / commit / f"layers.{layer}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    cfg = real_config("pythia-70m-160m", {"corpus": "news", "n_windows": 24, "window": 64, "n_perm": 19,
+                                          "semantic_perm": 99, "viewer_projection": "pca", "synthetic_scale": None})
+    result = run_sweep(cfg, tmp_path / "out")
+    values = {(r["member_a"], r["member_b"], r["pairing"], r["metric"], r["null_kind"]) for r in result.rows}
+    for la in range(2):
+        for lb in range(2):
+            for metric in ("svcca", "svcca_legacy", "rsa"):
+                for null in ("repair", "shuffle"):
+                    key = (f"EleutherAI/pythia-70m:L{la}", f"EleutherAI/pythia-160m:L{lb}", "mutual", metric, null)
+                    assert key in values, key
+    assert result.report.is_file() and (tmp_path / "out" / "viewer.html").is_file()

@@ -72,11 +72,10 @@ def compare_cmd(
 @real_app.command("presets")
 def presets_cmd() -> None:
     """List the real-model presets with their models and corpus."""
-    from featgeom.real.config import PRESETS
+    from featgeom.real.config import preset_summaries
 
-    for name, p in PRESETS.items():
-        typer.echo(f"{name:16s} {p['model_a']} vs {p['model_b']} on {p['corpus']}, "
-                   f"{p['n_windows']} x {p['window']} tokens")
+    for line in preset_summaries():
+        typer.echo(line)
 
 
 @real_app.command("convert-sparsify")

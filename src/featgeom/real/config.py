@@ -153,7 +153,7 @@ class RealConfig:
 _MINILM = {"model_a": "minilm-l6", "model_b": "minilm-l3", "corpus": "wiki"}
 PRESETS: dict[str, dict[str, Any]] = {
     "minilm": {**_MINILM, "n_windows": 160, "window": 128,
-               "train": {"width": 1024, "l0": 32, "samples": 400_000}, "n_perm": 99},
+               "train": {"width": 1024, "l0": 32, "samples": 400_000}, "n_perm": 49},
     "minilm-tiny": {**_MINILM, "layers_a": [2, 5], "layers_b": [1, 2], "n_windows": 24, "window": 64,
                     "train": {"width": 128, "l0": 8, "samples": 16_384, "batch_size": 256}, "n_perm": 19,
                     "semantic_perm": 99, "viewer_projection": "pca"},
@@ -167,6 +167,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "nulls": ["repair", "shuffle"], "n_perm": 99, "synthetic_scale": "small",
     },
 }
+
+
+def preset_summaries() -> list[str]:
+    """One line per preset: name, models, corpus and token count."""
+    return [f"{name:16s} {p['model_a']} vs {p['model_b']} on {p['corpus']}, {p['n_windows']} x {p['window']} tokens"
+            for name, p in PRESETS.items()]
 
 
 def real_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RealConfig:

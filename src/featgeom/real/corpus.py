@@ -27,6 +27,7 @@ from __future__ import annotations
 import bz2
 import functools
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -176,24 +177,34 @@ def parse_hf_source(source: str) -> tuple[str, str | None, str, str]:
     return name, config or None, split, column
 
 
+HF_DOCUMENTS = 20_000  # documents read from a hub dataset (streamed: OpenWebText alone is ~40 GB)
+
+
 def _read_hf(source: str) -> list[str]:
-    """Documents of a Hugging Face dataset column; one ConfigError naming the dataset if it cannot
-    be loaded (not installed, offline and not cached, no such split or column)."""
+    """The first HF_DOCUMENTS documents of a Hugging Face dataset column, streamed (nothing beyond
+    them is downloaded); one ConfigError naming the dataset if it cannot be loaded (not
+    installed, offline and not cached, no such split or column)."""
     name, config, split, column = parse_hf_source(source)
     try:
         import datasets
     except ImportError:
         raise ConfigError(f"source: {source!r} needs the `datasets` package (pip install datasets)") from None
     try:
-        data = datasets.load_dataset(name, config, split=split)
+        data = datasets.load_dataset(name, config, split=split, streaming=True)
+        columns = list(data.column_names or [])
+        if columns and column not in columns:
+            raise ConfigError(f"source: dataset {name!r} has no column {column!r} (columns: {columns})")
+        texts = [row[column] for row in itertools.islice(data, HF_DOCUMENTS)]
+    except ConfigError:
+        raise
+    except KeyError:
+        raise ConfigError(f"source: dataset {name!r} has no column {column!r}") from None
     except Exception as exc:  # noqa: BLE001 - datasets raises many types (offline, missing, bad split)
         offline = " (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE is set: only cached datasets load)" if _offline() else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"source: cannot load dataset {name!r} (config {config}, split {split!r}){offline}: "
                           f"{first}") from None
-    if column not in data.column_names:
-        raise ConfigError(f"source: dataset {name!r} has no column {column!r} (columns: {data.column_names})")
-    return [t for t in data[column] if isinstance(t, str)]
+    return [t for t in texts if isinstance(t, str)]
 
 
 def _offline() -> bool:

@@ -121,6 +121,7 @@ def run_sweep(cfg: RealConfig, out: str | Path, *, progress: Callable[[str], Non
     t0 = time.perf_counter()
     result.spectra = spectra(cfg, a, b)
     clock["superposition proxy"] = time.perf_counter() - t0
+    result.rows = db.results(config_hash)
     db.export_csv(out / "results.csv", config_hash)
     from featgeom.real.report import write_real_report
 
