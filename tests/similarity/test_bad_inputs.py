@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from featgeom.errors import DataError, FeatgeomError, ShapeError
-from featgeom.similarity import linear_cka, procrustes, rsa, svcca, svcca_details
+from featgeom.similarity import debiased_linear_cka, linear_cka, mutual_knn, procrustes, rsa, svcca, svcca_details
 
 METRICS: dict[str, Callable[..., float]] = {
     "svcca": svcca,
@@ -16,6 +16,9 @@ METRICS: dict[str, Callable[..., float]] = {
     "svcca_legacy": lambda x, y: svcca(x, y, legacy_top1=True),
     "rsa": rsa,
     "cka": linear_cka,
+    "debiased_cka": debiased_linear_cka,
+    "mutual_knn": mutual_knn,
+    "mutual_knn_euclidean": lambda x, y: mutual_knn(x, y, metric="euclidean"),
     "procrustes": procrustes,
 }
 

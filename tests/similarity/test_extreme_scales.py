@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from featgeom.similarity import linear_cka, procrustes, rsa, svcca, svcca_details
+from featgeom.similarity import debiased_linear_cka, linear_cka, mutual_knn, procrustes, rsa, svcca, svcca_details
 from featgeom.similarity.base import centered, rescaled
 
 METRICS: dict[str, Callable[..., float]] = {
@@ -17,6 +17,9 @@ METRICS: dict[str, Callable[..., float]] = {
     "svcca_details": lambda x, y: svcca_details(x, y).value,
     "svcca_legacy": lambda x, y: svcca(x, y, legacy_top1=True),
     "cka": linear_cka,
+    "debiased_cka": debiased_linear_cka,
+    "mutual_knn": mutual_knn,
+    "mutual_knn_euclidean": lambda x, y: mutual_knn(x, y, metric="euclidean"),
     "procrustes": procrustes,
     **{
         f"rsa_{rdm}_{compare}": (lambda r, c: lambda x, y: rsa(x, y, rdm=r, compare=c))(rdm, compare)
