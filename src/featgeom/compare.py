@@ -33,6 +33,10 @@ from featgeom.stats.repair import MIN_PAIRS
 SIMILARITY_METRICS = ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
 # The nulls compare can run: the valid re-pairing null (default) and the paper's Test 1.
 NULLS = ("repair", "shuffle")
+# ground-truth values a comparison stores, in this order (GroundTruth.measure's scalar keys)
+GT_KEYS = ("mcc_a", "mcc_b", "gt_mcc", "empirical_mcc", "universality_gap", "gap_missing_slots",
+           "gap_imperfection", "cross_mcc_per_latent", "dead_rate_a", "dead_rate_b", "f1_a", "f1_b")
+VALUE_KEYS = ("pairing", "metric", "value", "p_value", "null_mean", "null_std", "null_kind", "note")
 FULL_MATRIX_LIMIT = 50_000_000  # latent pairs above which only top-k partners are kept
 BEST_PARTNER_MODES = ("many_to_one", "one_to_many", "mutual")  # modes read off each latent's best partner
 
@@ -223,6 +227,36 @@ def compare_latents(
     if ground_truth is not None:
         result.ground_truth = ground_truth.measure(dec_a, dec_b, lat_a, lat_b, corr, result.pairs)
     return result
+
+
+# one measured value: (pairing, metric, value, p-value, null mean, null std, null kind, note)
+Value = tuple[str, str, float | None, float | None, float | None, float | None, str, str]
+
+
+def value_rows(context: dict[str, Any], values: Sequence[Value]) -> list[dict[str, Any]]:
+    """Results rows: ``context`` (condition, members, seeds, ...) plus each value's VALUE_KEYS."""
+    return [{**context, **dict(zip(VALUE_KEYS, v))} for v in values]
+
+
+def result_values(result: dict[str, Any]) -> list[Value]:
+    """Flatten ``CompareResult.to_dict()`` into (pairing, metric, value, p, null mean, null std,
+    null, note) tuples: a similarity metric gives one per null it was tested with."""
+    values: list[Value] = []
+    for mode, summary in sorted(result["pairings"].items()):
+        values.append((mode, "n_pairs", float(summary["n_pairs"]), None, None, None, "", ""))
+        values.append((mode, "mean_corr", summary["mean_corr"], None, None, None, "", ""))
+        for metric, test in sorted(summary.items()):
+            if isinstance(test, dict):
+                values += [(mode, metric, test["observed"], t["p_value"], t["null_mean"], t["null_std"], null, "")
+                           for null, t in test["nulls"].items()]
+    gt = result.get("ground_truth") or {}
+    for mode, acc in sorted(gt.get("correspondence_accuracy", {}).items()):
+        values.append((mode, "correspondence_accuracy", acc, None, None, None, "", ""))
+    for key in GT_KEYS:
+        if key in gt:
+            note = gt.get("empirical_mcc_unavailable", "") if gt[key] is None else ""
+            values.append(("", key, gt[key], None, None, None, "", note))
+    return values
 
 
 def partners_kept(n_a: int, n_b: int, modes: Sequence[str]) -> int | None:

@@ -15,10 +15,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-GT_KEYS = ("mcc_a", "mcc_b", "gt_mcc", "empirical_mcc", "universality_gap", "gap_missing_slots",
-           "gap_imperfection", "cross_mcc_per_latent", "dead_rate_a", "dead_rate_b", "f1_a", "f1_b")
-
-
 @dataclass(frozen=True)
 class TrainJob:
     """Train the experiment's SAE on ``member`` with ``seed`` (recipe defaults + overrides)."""
@@ -110,7 +106,7 @@ def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
     """``compare`` the two SAEs of ``job`` with ground truth (on the job's device); one row per
     measured value."""
     from featgeom.device import compute_device
-    from featgeom.compare import GroundTruth, compare
+    from featgeom.compare import GroundTruth, compare, result_values, value_rows
     from featgeom.family import load
     from featgeom.sae import load as load_sae
 
@@ -129,32 +125,7 @@ def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
     context = {"condition": job.condition, "swept_variable": job.swept_variable, "swept_value": job.swept_value,
                "member_a": job.member_a, "member_b": job.member_b, "seed_a": job.seed_a, "seed_b": job.seed_b,
                "replicate": job.replicate}
-    keys = ("pairing", "metric", "value", "p_value", "null_mean", "null_std", "null_kind", "note")
-    return [{**context, **dict(zip(keys, v))} for v in values]
-
-
-Value = tuple[str, str, float | None, float | None, float | None, float | None, str, str]
-
-
-def result_values(result: dict[str, Any]) -> list[Value]:
-    """Flatten ``CompareResult.to_dict()`` into (pairing, metric, value, p, null mean, null std,
-    null, note) tuples: a similarity metric gives one per null it was tested with."""
-    values: list[Value] = []
-    for mode, summary in sorted(result["pairings"].items()):
-        values.append((mode, "n_pairs", float(summary["n_pairs"]), None, None, None, "", ""))
-        values.append((mode, "mean_corr", summary["mean_corr"], None, None, None, "", ""))
-        for metric, test in sorted(summary.items()):
-            if isinstance(test, dict):
-                values += [(mode, metric, test["observed"], t["p_value"], t["null_mean"], t["null_std"], null, "")
-                           for null, t in test["nulls"].items()]
-    gt = result.get("ground_truth") or {}
-    for mode, acc in sorted(gt.get("correspondence_accuracy", {}).items()):
-        values.append((mode, "correspondence_accuracy", acc, None, None, None, "", ""))
-    for key in GT_KEYS:
-        if key in gt:
-            note = gt.get("empirical_mcc_unavailable", "") if gt[key] is None else ""
-            values.append(("", key, gt[key], None, None, None, "", note))
-    return values
+    return value_rows(context, values)
 
 
 def job_detail(job: TrainJob | CompareJob) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from featgeom.errors import ConfigError, FeatgeomError, ResourceError
 from featgeom.experiments.jobs import CompareJob, TrainJob, job_detail, run_job, train_name
 from featgeom.experiments.spec import ExperimentSpec
 from featgeom.store import writable_destination
-from featgeom.store.results import ResultsDB
+from featgeom.store.results import ResultsDB, package_versions, version_columns
 
 DB_NAME = "results.sqlite"
 CONNECT_SECONDS = 5.0  # TCP connect timeout of the cluster address check
@@ -60,16 +60,6 @@ class RunSummary:
     @property
     def db(self) -> Path:
         return self.out / DB_NAME
-
-
-def versions() -> dict[str, str]:
-    """Versions of featgeom and of the libraries its numbers depend on."""
-    from importlib.metadata import version
-
-    import featgeom
-
-    return {"featgeom": featgeom.__version__, "sae_lens": version("sae-lens"), "torch": version("torch"),
-            "numpy": version("numpy"), "scipy": version("scipy")}
 
 
 def family_dirs(spec: ExperimentSpec, store: Path) -> list[tuple[Path, Any]]:
@@ -175,14 +165,13 @@ def _run_jobs(spec: ExperimentSpec, out: Path, fam_dirs: list[Path], backend: An
     each once, when its result arrives; (jobs in the run, jobs run now)."""
     db = ResultsDB(out / DB_NAME)
     config_hash = spec.config_hash
-    vers = versions()
+    vers = package_versions()
     db.register_run(config_hash, spec.name, spec.preset, spec.to_dict(), vers)
     session = db.start_session(config_hash)
     trains, compares = plan(spec, fam_dirs, out / "store")
     finished = db.finished_jobs(config_hash)
     total = len(trains) + len(compares)
-    context = {"experiment": spec.name, "config_hash": config_hash, "featgeom_version": vers["featgeom"],
-               "sae_lens_version": vers["sae_lens"]}
+    context = {"experiment": spec.name, "config_hash": config_hash, **version_columns(vers)}
     ran = 0
     with _progress(progress, total, len(finished), spec.name) as bar:
         pending_compares = [c for c in compares if c[0].name not in finished]
@@ -414,7 +403,7 @@ def check_store(ray: Any, store: Path, timeout: float = PROBE_SECONDS) -> None:
     nodes = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
     with _probe_file(store) as (probe, token):
         views = _node_views(ray, list(nodes), probe, timeout)
-    mine = _release(versions())
+    mine = _release(package_versions())
     problems: dict[str, list[str]] = {}
     for node, view in views.items():
         if problem := _node_problem(view, token, mine, timeout):
@@ -481,7 +470,7 @@ def _node_view(probe: str) -> dict[str, Any]:
         text = Path(probe).read_text()
     except OSError:
         text = ""
-    return {"probe": text, "versions": versions()}
+    return {"probe": text, "versions": package_versions()}
 
 
 def _timed_job(job: TrainJob | CompareJob) -> tuple[Any, float]:

@@ -30,6 +30,7 @@ import numpy as np
 
 import featgeom
 from featgeom.errors import ArtifactError, ConfigError, DataError, ShapeError
+from featgeom.real.tokens import special_ids, vocab_size
 from featgeom.store.artifacts import artifact_id, read_artifact, write_artifact
 from featgeom.store.paths import writable_destination
 
@@ -219,14 +220,6 @@ def check_token_ids(token_ids: Any, tokenizer: Any, model_vocab: int | None = No
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def vocab_size(tokenizer: Any) -> int:
-    """Number of ids the tokenizer can produce (added tokens included)."""
-    try:
-        return int(len(tokenizer))
-    except TypeError:
-        return int(tokenizer.vocab_size)
-
-
 def check_layers(layers: Sequence[int], n_layers: int) -> list[int]:
     """Sorted distinct layers, each 0 <= l < n_layers; ConfigError naming ``layers`` otherwise."""
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
@@ -243,13 +236,6 @@ def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
     return int(value)
-
-
-def special_ids(tokenizer: Any) -> frozenset[int]:
-    """The masked special ids: :func:`featgeom.real.tokens.special_ids` (pad, BOS, EOS, CLS, SEP)."""
-    from featgeom.real.tokens import special_ids as structural_ids
-
-    return structural_ids(tokenizer)
 
 
 def padding_id(tokenizer: Any) -> int | None:

@@ -9,7 +9,7 @@ value is one ConfigError naming its field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from featgeom.config import build, check_seed, field_error, to_dict
@@ -190,7 +190,3 @@ def real_config(preset: str | None = None, overrides: dict[str, Any] | None = No
             data[key] = value
     return build(RealConfig, data, "")
 
-
-def with_device(cfg: RealConfig, device: str) -> RealConfig:
-    """``cfg`` on another device (checked)."""
-    return replace(cfg, device=device)

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from featgeom.errors import ConfigError, ShapeError
-from featgeom.real.tokens import bare_text, special_ids
+from featgeom.errors import ConfigError
+from featgeom.real.tokens import bare_text, checked_top_tokens, special_ids
 
 # Lan et al. 2024, Appendix F, the "non-concept" keywords, verbatim: "\\n" (the two characters
 # backslash and n, as escaped newlines appear in text), "\n", the empty string, a space, ".", ",",
@@ -60,7 +60,7 @@ def non_concept_token_mask(
 
 def dead_latents(top_tokens: object) -> np.ndarray:
     """Bool (N,): the latent fired nowhere (its top-token row is all -1)."""
-    return (_checked_top(top_tokens) < 0).all(axis=1)
+    return (checked_top_tokens(top_tokens) < 0).all(axis=1)
 
 
 def non_concept_latents(
@@ -72,7 +72,7 @@ def non_concept_latents(
     padded. extra: more non-concept token texts (compared stripped, e.g. ":", "(") or token ids.
     Dead latents (all -1) are False here: see :func:`dead_latents` and :func:`concept_keep`.
     """
-    top = _checked_top(top_tokens)
+    top = checked_top_tokens(top_tokens)
     return non_concept_token_mask(top, tokenizer, extra).any(axis=1)
 
 
@@ -80,19 +80,8 @@ def concept_keep(
     top_tokens: object, tokenizer: Any, extra: Iterable[str | int] = ()
 ) -> np.ndarray:
     """Bool (N,) keep mask for pairing (keep_a / keep_b): alive and not non-concept."""
-    top = _checked_top(top_tokens)
+    top = checked_top_tokens(top_tokens)
     return ~dead_latents(top) & ~non_concept_latents(top, tokenizer, extra)
-
-
-def _checked_top(top_tokens: object) -> np.ndarray:
-    top = np.asarray(top_tokens)
-    if top.ndim != 2:
-        raise ShapeError(f"top_tokens: expected a 2-D (N, k) array, got shape {top.shape}")
-    if top.size and not np.issubdtype(top.dtype, np.integer):
-        raise ConfigError(f"top_tokens: must be integer token ids, got dtype {top.dtype}")
-    if top.size and top.min() < -1:
-        raise ConfigError(f"top_tokens: ids must be >= 0 (or -1 for no position), got {top.min()}")
-    return top.astype(np.int64, copy=False)
 
 
 def _split_extra(extra: Iterable[str | int]) -> tuple[list[str], frozenset[int]]:

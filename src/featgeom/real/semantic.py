@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from featgeom.errors import ConfigError, DataError, ShapeError
-from featgeom.real.tokens import bare_text, is_word_start, vocab_size
+from featgeom.real.tokens import bare_text, checked_top_tokens, is_word_start, vocab_size
 from featgeom.stats import null_test, null_tests
 from featgeom.stats.kernels import metric_function, metric_label
 from featgeom.stats.null import check_permutations
@@ -145,7 +145,7 @@ def keyword_slots(
     continues the word ("king" + "##dom" = "kingdom"); without it, token ids alone cannot see that
     case.
     """
-    top = _checked_ids(top_tokens, "top_tokens")
+    top = checked_top_tokens(top_tokens, "top_tokens")
     index = {w: i for i, w in enumerate(vocab)}
     uniq, inverse = np.unique(top.ravel(), return_inverse=True)
     real = uniq[uniq >= 0]
@@ -156,7 +156,7 @@ def keyword_slots(
     ]
     slots = table[inverse].reshape(top.shape)
     if next_token_ids is not None:
-        nxt = _checked_ids(next_token_ids, "next_token_ids")
+        nxt = checked_top_tokens(next_token_ids, "next_token_ids")
         if nxt.shape != top.shape:
             raise ShapeError(
                 f"next_token_ids: shape {nxt.shape} differs from top_tokens shape {top.shape}"
@@ -218,17 +218,6 @@ def _vocab(kw: Mapping[str, tuple[str, ...]]) -> tuple[list[str], dict[str, np.n
 def _in_category(slots: np.ndarray, member: np.ndarray) -> np.ndarray:
     """Bool (shape of slots): the slot holds a keyword of the category."""
     return (slots >= 0) & member[np.maximum(slots, 0)]
-
-
-def _checked_ids(ids: object, name: str) -> np.ndarray:
-    arr = np.asarray(ids)
-    if arr.ndim != 2:
-        raise ShapeError(f"{name}: expected a 2-D (N, k) array, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ConfigError(f"{name}: must be integer token ids, got dtype {arr.dtype}")
-    if arr.size and arr.min() < -1:
-        raise ConfigError(f"{name}: ids must be >= 0 (or -1 for no position), got {arr.min()}")
-    return arr.astype(np.int64, copy=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -414,7 +403,7 @@ def _warnings(n_pairs: int, ctx: _Context) -> list[str]:
 def _side_slots(
     top: object, name: str, n_latents: int, tokenizer: Any, vocab: list[str], nxt: object
 ) -> np.ndarray:
-    arr = _checked_ids(top, name)
+    arr = checked_top_tokens(top, name)
     if arr.shape[0] != n_latents:
         raise ShapeError(
             f"{name}: has {arr.shape[0]} rows but its decoder has {n_latents} latents"

@@ -80,7 +80,7 @@ def run_sweep(cfg: RealConfig, out: str | Path, *, progress: Callable[[str], Non
     results.csv, report.html, viewer.html) and return what it measured; see the module docstring."""
     from featgeom.device import check_device
     from featgeom.store.artifacts import artifact_id
-    from featgeom.store.results import ResultsDB
+    from featgeom.store.results import ResultsDB, package_versions
 
     say = progress or (lambda _msg: None)
     check_device(cfg.device, "device")
@@ -90,7 +90,8 @@ def run_sweep(cfg: RealConfig, out: str | Path, *, progress: Callable[[str], Non
     a, b = _sides(cfg, store, say, clock)
     config_hash = artifact_id(EXPERIMENT, cfg.to_dict(), GENERATOR)
     db = ResultsDB(out / "results.sqlite")
-    db.register_run(config_hash, EXPERIMENT, _preset_label(cfg), cfg.to_dict(), versions())
+    versions = package_versions(("transformers",))
+    db.register_run(config_hash, EXPERIMENT, _preset_label(cfg), cfg.to_dict(), versions)
     session = db.start_session(config_hash)
     start = time.perf_counter()
     done = db.finished_jobs(config_hash)
@@ -102,9 +103,8 @@ def run_sweep(cfg: RealConfig, out: str | Path, *, progress: Callable[[str], Non
             say(f"comparing {a.member(la)} with {b.member(lb)}")
             t0 = time.perf_counter()
             rows = compare_layers(cfg, a, b, la, lb)
-            db.record_job(config_hash, name, "compare", time.perf_counter() - t0,
-                          {"layer_a": la, "layer_b": lb}, [{**r, "experiment": EXPERIMENT, "config_hash": config_hash,
-                                                            **versions_columns()} for r in rows])
+            db.record_job(config_hash, name, "compare", time.perf_counter() - t0, {"layer_a": la, "layer_b": lb},
+                          run_rows(rows, config_hash, versions))
             db.touch_session(config_hash, session)
     clock["layer pairs"] = time.perf_counter() - start
     rows = db.results(config_hash)
@@ -115,8 +115,7 @@ def run_sweep(cfg: RealConfig, out: str | Path, *, progress: Callable[[str], Non
         result.semantic, result.viewer = _best_pair_extras(cfg, a, b, best, out, say)
         name = f"semantic:{a.member(best[0])}:{b.member(best[1])}"
         db.record_job(config_hash, name, "semantic", time.perf_counter() - t0, {"layer_a": best[0], "layer_b": best[1]},
-                      [{**r, "experiment": EXPERIMENT, "config_hash": config_hash, **versions_columns()}
-                       for r in semantic_rows(cfg, a, b, best, result.semantic)])
+                      run_rows(semantic_rows(cfg, a, b, best, result.semantic), config_hash, versions))
         clock["semantic subspaces and viewer"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     result.spectra = spectra(cfg, a, b)
@@ -130,25 +129,11 @@ def run_sweep(cfg: RealConfig, out: str | Path, *, progress: Callable[[str], Non
     return result
 
 
-def versions() -> dict[str, str]:
-    """Package versions recorded with a run."""
-    import importlib.metadata as md
+def run_rows(rows: list[dict[str, Any]], config_hash: str, versions: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows of one job with the run's columns (experiment, config hash, versions) added."""
+    from featgeom.store.results import version_columns
 
-    import featgeom
-
-    found = {"featgeom": featgeom.__version__}
-    for dist in ("sae-lens", "torch", "transformers", "numpy", "scipy"):
-        try:
-            found[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            found[dist] = "absent"
-    return found
-
-
-def versions_columns() -> dict[str, str]:
-    """The two version columns of a results row."""
-    v = versions()
-    return {"featgeom_version": v["featgeom"], "sae_lens_version": v["sae-lens"]}
+    return [{**r, "experiment": EXPERIMENT, "config_hash": config_hash, **version_columns(versions)} for r in rows]
 
 
 def _preset_label(cfg: RealConfig) -> str:
@@ -268,9 +253,8 @@ def null_blocks(cfg: RealConfig, acts: Any) -> int | np.ndarray:
 def compare_layers(cfg: RealConfig, a: Side, b: Side, la: int, lb: int) -> list[dict[str, Any]]:
     """Result rows of one layer pair: :func:`featgeom.compare.compare_latents` on the layers'
     latents (keep masks from the non-concept filter), plus latents kept and dead per side."""
-    from featgeom.compare import compare_latents
+    from featgeom.compare import compare_latents, result_values, value_rows
     from featgeom.device import compute_device
-    from featgeom.experiments.jobs import result_values
 
     result = compare_latents(
         a.latents[la], b.latents[lb], a.decoders[la], b.decoders[lb], modes=tuple(cfg.modes), n_perm=cfg.n_perm,
@@ -283,11 +267,14 @@ def compare_layers(cfg: RealConfig, a: Side, b: Side, la: int, lb: int) -> list[
                ("", "kept_b", float(b.keep[lb].sum()), None, None, None, "", "latents kept by the filter"),
                ("", "dead_a", float(result.dead[0]), None, None, None, "", ""),
                ("", "dead_b", float(result.dead[1]), None, None, None, "", "")]
-    context = {"condition": f"{a.member(la)} vs {b.member(lb)}", "swept_variable": SWEPT, "swept_value": float(lb),
-               "member_a": a.member(la), "member_b": b.member(lb), "seed_a": cfg.seed, "seed_b": cfg.seed,
-               "replicate": 0}
-    keys = ("pairing", "metric", "value", "p_value", "null_mean", "null_std", "null_kind", "note")
-    return [{**context, **dict(zip(keys, v))} for v in values]
+    return value_rows(pair_context(cfg, a, b, la, lb), values)
+
+
+def pair_context(cfg: RealConfig, a: Side, b: Side, la: int, lb: int) -> dict[str, Any]:
+    """The condition columns of a layer pair's results rows (members '<model>:L<layer>')."""
+    return {"condition": f"{a.member(la)} vs {b.member(lb)}", "swept_variable": SWEPT, "swept_value": float(lb),
+            "member_a": a.member(la), "member_b": b.member(lb), "seed_a": cfg.seed, "seed_b": cfg.seed,
+            "replicate": 0}
 
 
 def layer_grid(rows: list[dict[str, Any]], a: Side, b: Side, pairing: str, metric: str,
@@ -351,24 +338,17 @@ def semantic_rows(cfg: RealConfig, a: Side, b: Side, best: tuple[int, int],
                   categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Results rows of the semantic subspaces: pairing 'semantic:<category>'; per metric one row per
     test (null_kind 'shuffle' = Test 1, 'subset' = Test 2) and the category's pair count."""
-    la, lb = best
-    context = {"condition": f"{a.member(la)} vs {b.member(lb)}", "swept_variable": SWEPT, "swept_value": float(lb),
-               "member_a": a.member(la), "member_b": b.member(lb), "seed_a": cfg.seed, "seed_b": cfg.seed,
-               "replicate": 0}
-    rows = []
+    from featgeom.compare import value_rows
+
+    values = []
     for cat in categories:
         pairing = f"semantic:{cat['category']}"
-        rows.append({**context, "pairing": pairing, "metric": "n_pairs", "value": float(cat["n_pairs"]),
-                     "p_value": None, "null_mean": None, "null_std": None, "null_kind": "",
-                     "note": cat.get("reason") or ""})
+        values.append((pairing, "n_pairs", float(cat["n_pairs"]), None, None, None, "", cat.get("reason") or ""))
         for metric, got in (cat.get("metrics") or {}).items():
-            if "observed" not in got:
-                continue
-            for test, kind in (("test1", "shuffle"), ("test2", "subset")):
-                rows.append({**context, "pairing": pairing, "metric": metric, "value": got["observed"],
-                             "p_value": got[f"{test}_p"], "null_mean": got[f"{test}_null_mean"],
-                             "null_std": got[f"{test}_null_std"], "null_kind": kind, "note": ""})
-    return rows
+            if "observed" in got:
+                values += [(pairing, metric, got["observed"], got[f"{test}_p"], got[f"{test}_null_mean"],
+                            got[f"{test}_null_std"], kind, "") for test, kind in (("test1", "shuffle"), ("test2", "subset"))]
+    return value_rows(pair_context(cfg, a, b, *best), values)
 
 
 def _labels(top: np.ndarray, tokenizer: Any, token_text: Callable[..., list[str]]) -> list[str]:

@@ -141,6 +141,19 @@ def _n_rows(latents: object) -> int:
     return int(shape[0])
 
 
+def checked_top_tokens(top_tokens: object, name: str = "top_tokens") -> np.ndarray:
+    """Top-token ids (N, k) as int64, -1 for "no position" (:func:`top_activating_tokens`'s
+    output, or next-token ids); ShapeError unless 2-D, ConfigError unless integers >= -1."""
+    arr = np.asarray(top_tokens)
+    if arr.ndim != 2:
+        raise ShapeError(f"{name}: expected a 2-D (N, k) array, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ConfigError(f"{name}: must be integer token ids, got dtype {arr.dtype}")
+    if arr.size and arr.min() < -1:
+        raise ConfigError(f"{name}: ids must be >= 0 (or -1 for no position), got {arr.min()}")
+    return arr.astype(np.int64, copy=False)
+
+
 def _checked_token_ids(token_ids: object, n_tokens: int | None) -> np.ndarray:
     ids = np.asarray(token_ids)
     if ids.ndim != 1:

@@ -165,6 +165,23 @@ class ResultsDB:
         return path
 
 
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions of featgeom and of the libraries its numbers depend on (sae_lens, torch, numpy,
+    scipy, and the distributions named in ``extra``), recorded with every run."""
+    from importlib.metadata import version
+
+    import featgeom
+
+    found = {"featgeom": featgeom.__version__, "sae_lens": version("sae-lens"), "torch": version("torch"),
+             "numpy": version("numpy"), "scipy": version("scipy")}
+    return {**found, **{name: version(name) for name in extra}}
+
+
+def version_columns(versions: dict[str, str]) -> dict[str, str]:
+    """The two version columns of a results row, from :func:`package_versions`."""
+    return {"featgeom_version": versions["featgeom"], "sae_lens_version": versions["sae_lens"]}
+
+
 def union_length(spans: list[tuple[float, float]]) -> float:
     """Total length of the union of intervals ``[start, end]`` (sorted by start)."""
     total, reach = 0.0, float("-inf")
