@@ -5,8 +5,9 @@ pairs of two language models), so synthetic and real comparisons share one imple
 
 Pipeline: encode both models' activations with their SAEs -> Pearson correlation of every latent
 pair (sparse, streaming; :mod:`featgeom.match`) -> pairings in several modes -> similarity of the
-paired decoder rows (SVCCA correct and legacy, RSA, linear CKA, Procrustes) each with a null that
-repeats the pairing on permuted samples (:func:`featgeom.stats.repair_tests`; the paper's
+paired decoder rows (every metric of the similarity registry, :data:`featgeom.similarity.SIMILARITY`,
+or the ones asked for: SVCCA correct and legacy, RSA, linear CKA, Procrustes, debiased CKA, mutual
+k-NN) each with a null that repeats the pairing on permuted samples (:func:`featgeom.stats.repair_tests`; the paper's
 shuffled-pairing Test 1 on request) -> with a family, every ground-truth metric
 (:mod:`featgeom.metrics`).
 """
@@ -26,11 +27,13 @@ from featgeom.device import optional_device
 from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.match import PermutedCorrelation
 from featgeom.match.correlation import check_samples
+from featgeom.similarity.registry import SIMILARITY
 from featgeom.stats import PRECISIONS, PairingProcedure, null_tests, repair_tests
 from featgeom.stats.null import check_permutations
 from featgeom.stats.repair import MIN_PAIRS
 
-SIMILARITY_METRICS = ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")
+# every registered similarity metric, in registry order: what compare measures by default
+SIMILARITY_METRICS = tuple(SIMILARITY)
 # The nulls compare can run: the valid re-pairing null (default) and the paper's Test 1.
 NULLS = ("repair", "shuffle")
 # ground-truth values a comparison stores, in this order (GroundTruth.measure's scalar keys)
@@ -120,7 +123,7 @@ def compare(
     modes: Sequence[str] | str = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
     rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None, precision: str = "float32",
     nulls: Sequence[str] = ("repair",), min_corr: float | None = None, keep_a: Any = None, keep_b: Any = None,
-    block_size: int | Sequence[int] = 1, device: Any = None,
+    block_size: int | Sequence[int] = 1, device: Any = None, metrics: Sequence[str] | None = None,
 ) -> CompareResult:
     """Measure how similar two SAEs are on the same inputs.
 
@@ -130,7 +133,7 @@ def compare(
     and runs :func:`compare_latents` (all other arguments as there); every option is checked
     before anything is encoded.
     """
-    modes, _ = _checked_options(modes, nulls, precision, n_perm, seed)
+    modes, _, metrics = _checked_options(modes, nulls, precision, n_perm, seed, metrics)
     device = optional_device(device)
     acts_a, acts_b = as_matrix(acts_a, "acts_a", np.float32), as_matrix(acts_b, "acts_b", np.float32)
     check_same_rows(acts_a, acts_b, ("acts_a", "acts_b"))
@@ -141,7 +144,7 @@ def compare(
         encode(sae_b, acts_b, "b", dec_b.shape[0], device=device), dec_a, dec_b,
         modes=modes, n_perm=n_perm, seed=seed, rsa_max_items=rsa_max_items,
         ground_truth=ground_truth, precision=precision, nulls=nulls, min_corr=min_corr, keep_a=keep_a,
-        keep_b=keep_b, block_size=block_size, device=device,
+        keep_b=keep_b, block_size=block_size, device=device, metrics=metrics,
     )
 
 
@@ -151,7 +154,7 @@ def compare_latents(
     modes: Sequence[str] | str = ("many_to_one", "mutual"), n_perm: int = 1000, seed: int = 0,
     rsa_max_items: int = 2000, ground_truth: GroundTruth | None = None, precision: str = "float32",
     nulls: Sequence[str] = ("repair",), min_corr: float | None = None, keep_a: Any = None, keep_b: Any = None,
-    block_size: int | Sequence[int] = 1, device: Any = None,
+    block_size: int | Sequence[int] = 1, device: Any = None, metrics: Sequence[str] | None = None,
 ) -> CompareResult:
     """:func:`compare` from latent activations: lat_a (n, N_a), lat_b (n, N_b) (dense or sparse,
     same n samples) and decoder rows dec_a (N_a, d_a), dec_b (N_b, d_b).
@@ -159,9 +162,13 @@ def compare_latents(
     Latents are paired by Pearson correlation of their activations in each of ``modes`` (pairs
     below ``min_corr`` dropped; only latents in the boolean masks ``keep_a`` (N_a,) / ``keep_b``
     (N_b,), e.g. without non-concept latents, may pair); per mode: number of pairs, mean
-    correlation, and for each of SIMILARITY_METRICS the observed similarity of the paired
-    decoder rows (RSA on at most ``rsa_max_items`` pairs) with a +1-corrected p-value, null mean
-    and std from each null in ``nulls`` (``n_perm`` draws, seeded by ``seed``):
+    correlation, and for each similarity metric in ``metrics`` (names of the similarity registry,
+    :data:`featgeom.similarity.SIMILARITY`, in the order given; None: all of them, SIMILARITY_METRICS)
+    the observed similarity of the paired decoder rows (RSA on at most ``rsa_max_items`` pairs) with a
+    +1-corrected p-value, null mean and std from each null in ``nulls`` (``n_perm`` draws, seeded by
+    ``seed``). The permutations do not depend on ``metrics``: a metric's numbers are the same whichever
+    others are asked for (the spectral ones share one computation, so asking for CKA alone may change
+    its last bits):
 
     * "repair" (default, valid): B's samples permuted (in whole blocks of ``block_size`` rows, or
       of the block lengths ``block_size`` lists, e.g. one per token window),
@@ -185,10 +192,13 @@ def compare_latents(
 
     Refused before any work: fewer than featgeom.match.MIN_SAMPLES (100) samples (ShapeError:
     chance correlations would swamp real ones), n_perm below 19 (p-values could never reach 0.05)
-    or so large that the null scores would not fit 2 GiB (ConfigError;
-    :func:`featgeom.stats.null.check_permutations`).
+    or so large that the null scores of the metrics asked for would not fit 2 GiB (ConfigError;
+    :func:`featgeom.stats.null.check_permutations`), an unknown or repeated metric (ConfigError).
+    A pairing with fewer pairs than a metric needs (MIN_PAIRS = 3 for all; debiased_cka 4,
+    mutual_knn k + 2 = 12: SimilarityMetric.pairs_needed) is a DataError naming the pairing and the
+    metric, raised before any null draw is scored.
     """
-    modes, nulls = _checked_options(modes, nulls, precision, n_perm, seed)
+    modes, nulls, metrics = _checked_options(modes, nulls, precision, n_perm, seed, metrics)
     device = optional_device(device)
     dec_a, dec_b = as_matrix(dec_a, "dec_a"), as_matrix(dec_b, "dec_b")
     for lat, dec, side in ((lat_a, dec_a, "a"), (lat_b, dec_b, "b")):
@@ -200,9 +210,9 @@ def compare_latents(
     check_samples(lat_a.shape[0], "lat_a, lat_b")
     top_k = partners_kept(lat_a.shape[1], lat_b.shape[1], modes)
     procedure = PairingProcedure(modes, min_corr=min_corr, keep_a=keep_a, keep_b=keep_b, top_k=top_k)
-    metric_kwargs = {"rsa": {"max_items": rsa_max_items}}
+    metric_kwargs = {"rsa": {"max_items": rsa_max_items}} if "rsa" in metrics else {}
     if "repair" in nulls:
-        tested = repair_tests(lat_a, lat_b, dec_a, dec_b, procedure=procedure, metrics=SIMILARITY_METRICS,
+        tested = repair_tests(lat_a, lat_b, dec_a, dec_b, procedure=procedure, metrics=metrics,
                               metric_kwargs=metric_kwargs, n_perm=n_perm, seed=seed, block_size=block_size,
                               device=device)
         corr, pairings = tested.corr, tested.pairings
@@ -217,13 +227,14 @@ def compare_latents(
         pairing = pairings[mode]
         if len(pairing) < MIN_PAIRS:
             raise DataError(f"pairing '{mode}': only {len(pairing)} pairs; similarity needs at least {MIN_PAIRS}")
+        _check_pairs(mode, len(pairing), metrics, metric_kwargs)
         result.pairs[mode] = pairing
         tests = {"repair": tested.tests[mode]} if "repair" in nulls else {}
         if "shuffle" in nulls:
-            tests["shuffle"] = null_tests(SIMILARITY_METRICS, dec_a[pairing.idx_a], dec_b[pairing.idx_b],
+            tests["shuffle"] = null_tests(metrics, dec_a[pairing.idx_a], dec_b[pairing.idx_b],
                                           n_perm=n_perm, seed=seed, precision=precision, metric_kwargs=metric_kwargs,
                                           device=device)
-        result.pairings[mode] = _pairing_summary(pairing, tests, nulls)
+        result.pairings[mode] = _pairing_summary(pairing, tests, nulls, metrics)
     if ground_truth is not None:
         result.ground_truth = ground_truth.measure(dec_a, dec_b, lat_a, lat_b, corr, result.pairs)
     return result
@@ -269,18 +280,51 @@ def partners_kept(n_a: int, n_b: int, modes: Sequence[str]) -> int | None:
 
 
 def _checked_options(
-    modes: Sequence[str] | str, nulls: Sequence[str], precision: str, n_perm: int, seed: int
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(modes, nulls) as tuples (a single mode name is one mode); ConfigError for a bad option.
+    modes: Sequence[str] | str, nulls: Sequence[str], precision: str, n_perm: int, seed: int,
+    metrics: Sequence[str] | None = None,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(modes, nulls, metrics) as tuples (a single mode name is one mode; metrics None: every
+    registered one); ConfigError for a bad option.
 
     n_perm and seed as :func:`featgeom.stats.null.check_permutations` checks them, with one null
-    score per metric, mode and null.
+    score per metric asked for, mode and null.
     """
-    modes, nulls = PairingProcedure(modes).modes, checked_nulls(nulls)
+    modes, nulls, metrics = PairingProcedure(modes).modes, checked_nulls(nulls), checked_metrics(metrics)
     if precision not in PRECISIONS:
         raise ConfigError(f"precision: unknown {precision!r} (allowed: {', '.join(PRECISIONS)})")
-    check_permutations(n_perm, seed, n_scores=len(SIMILARITY_METRICS) * len(modes) * len(nulls))
-    return modes, nulls
+    check_permutations(n_perm, seed, n_scores=len(metrics) * len(modes) * len(nulls))
+    return modes, nulls, metrics
+
+
+def checked_metrics(metrics: Sequence[str] | None) -> tuple[str, ...]:
+    """The similarity metrics as a tuple of distinct registered names (None: every registered
+    metric, in registry order); ConfigError naming ``metrics`` otherwise."""
+    if metrics is None:
+        return tuple(SIMILARITY)
+    if isinstance(metrics, str):
+        raise ConfigError(f"metrics: expected a list of metric names, got the string {metrics!r} (use [{metrics!r}])")
+    try:
+        names = tuple(metrics)
+    except TypeError:
+        raise ConfigError(f"metrics: expected a list of metric names, got {type(metrics).__name__}") from None
+    if not names:
+        raise ConfigError(f"metrics: empty; name at least one of {', '.join(SIMILARITY)} (or None for all)")
+    for name in names:
+        if not isinstance(name, str) or name not in SIMILARITY:
+            raise ConfigError(f"metrics: unknown similarity metric {name!r} (one of {', '.join(SIMILARITY)})")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"metrics: {', '.join(map(repr, repeated))} listed more than once")
+    return names
+
+
+def _check_pairs(mode: str, n_pairs: int, metrics: Sequence[str], metric_kwargs: dict[str, Any]) -> None:
+    """DataError naming the pairing and the metric when a metric needs more pairs than it has."""
+    for name in metrics:
+        needed = SIMILARITY[name].pairs_needed(metric_kwargs.get(name))
+        if n_pairs < needed:
+            raise DataError(f"pairing '{mode}': only {n_pairs} pairs; metric {name} needs at least {needed} "
+                            "(leave it out with metrics=..., or pair more latents)")
 
 
 def checked_nulls(nulls: Sequence[str]) -> tuple[str, ...]:
@@ -304,10 +348,12 @@ def _checked_decoder(sae: Any, acts: np.ndarray, side: str) -> np.ndarray:
     return dec
 
 
-def _pairing_summary(pairing: Any, tests: dict[str, dict[str, Any]], nulls: tuple[str, ...]) -> dict[str, Any]:
+def _pairing_summary(
+    pairing: Any, tests: dict[str, dict[str, Any]], nulls: tuple[str, ...], metrics: Sequence[str]
+) -> dict[str, Any]:
     """Pair count, mean correlation and, per metric, the observed value and each null's summary."""
     summary: dict[str, Any] = {"n_pairs": len(pairing), "mean_corr": float(np.mean(pairing.score))}
-    for metric in SIMILARITY_METRICS:
+    for metric in metrics:
         first = tests[nulls[0]][metric]
         summary[metric] = {
             "observed": first.observed,

@@ -24,9 +24,21 @@ def stored(tiny_world, tmp_path_factory):
     fam = build_family(FamilyConfig.from_dict(config), world=tiny_world)
     save(fam, root / "family")
     write_sparsify_sae(root / "sparsify")
+    write_results(root / "results")
     sae = train(fam, "base", recipe("topk", fam, "base", samples=8192, width=48, l0=4, batch_size=512),
                 store=root / "store", eval_samples=2048)
     return root, sae.path
+
+
+def write_results(out) -> None:
+    """An experiment output directory holding a results database with one row (for `export`)."""
+    from featgeom.store.results import ResultsDB
+
+    row = {"experiment": "x", "config_hash": "h", "analysis": "recovery", "condition": "", "condition_json": "{}",
+           "member_a": "base", "member_b": "base", "seed_a": 0, "seed_b": 0, "pairing": "", "metric": "mcc",
+           "value": 0.5, "p_value": None, "null_mean": None, "null_std": None, "featgeom_version": "0",
+           "sae_lens_version": "0"}
+    ResultsDB(out / "results.sqlite").record_job("h", "job", "recovery", 1.0, {}, [row])
 
 
 def write_sparsify_sae(path) -> None:
@@ -45,6 +57,8 @@ def valid_args(command: str, root, sae, out) -> list[str]:
         "family show": [root / "family"],
         "run": ["quickstart", "--preset", "tiny", "--quiet", "--out", out],
         "experiments": [],
+        "analyses": [],
+        "export": [root / "results", "--to", out / "results.parquet"],
         "compare": [sae, sae, "--family", root / "family", "--samples", "2000", "--n-perm", "19"],
         "sae train": ["--family", root / "family", *SAE_FAST, "--out", out],
         "sae eval": [sae, "--family", root / "family", "--eval-samples", "2048"],
@@ -55,7 +69,7 @@ def valid_args(command: str, root, sae, out) -> list[str]:
     }[command]
 
 
-COMMANDS = ("family create", "family show", "run", "experiments", "compare", "sae train", "sae eval", "sae table",
+COMMANDS = ("family create", "family show", "run", "experiments", "analyses", "export", "compare", "sae train", "sae eval", "sae table",
             "real compare", "real presets", "real convert-sparsify")
 WITH_OUT = ("family create", "run", "sae train", "sae table", "real compare")
 # where each command can be interrupted: a function it calls after parsing its arguments
@@ -64,6 +78,8 @@ DEEP_CALL = {
     "family show": "featgeom.family.load",
     "run": "featgeom.experiments.runner.run_experiment",
     "experiments": "featgeom.experiments.spec.registry",
+    "analyses": "featgeom.experiments.analyses.analysis_table",
+    "export": "featgeom.store.results.ResultsDB.export_parquet",
     "compare": "featgeom.family.load",
     "sae train": "featgeom.sae.train",
     "sae eval": "featgeom.sae.load",
@@ -77,6 +93,8 @@ BAD_VALUE = {
     "family show": ["{root}/family.yaml"],  # a file, not an artifact directory
     "run": ["quickstart", "--workers", "abc"],
     "experiments": ["extra"],
+    "analyses": ["extra"],
+    "export": ["{root}/results", "--format", "xml", "--to", "{out}/results.xml"],
     "compare": ["{sae}", "{sae}", "--family", "{root}/family", "--n-perm", "abc"],
     "sae train": ["--family", "{root}/family", "--arch", "topk", "--width", "abc", "--out", "{out}"],
     "sae eval": ["{sae}", "--family", "{root}/family", "--eval-samples", "abc"],

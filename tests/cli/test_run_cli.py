@@ -14,11 +14,11 @@ def test_experiments_lists_the_registry(run_cli):
 
 def test_run_rejects_a_bad_config_naming_the_field(run_cli, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\ndescription: d\nsweep: {variable: basis_rotation_angle, values: [0, 100]}\n")
+    bad.write_text("name: x\ndescription: d\naxes: [{axis: variant.basis_rotation_angle, values: [0, 100]}]\n")
     out = tmp_path / "out"
     code, _, err = run_cli("run", bad, "--preset", "tiny", "--out", out)
     assert code == 2
-    assert err.strip().splitlines() == [err.strip()] and "sweep.values[1]" in err
+    assert err.strip().splitlines() == [err.strip()] and "axes[0].values[1]" in err
     assert not out.exists()
 
 
@@ -31,7 +31,7 @@ def test_run_rejects_unknown_experiment_and_preset(run_cli, tmp_path):
 
 
 def test_run_refuses_bad_fields_before_writing(run_cli, tmp_path):
-    base = "description: d\nsweep: {variable: basis_rotation_angle, values: [0, 30]}\n"
+    base = "description: d\naxes: [{axis: variant.basis_rotation_angle, values: [0, 30]}]\n"
     cases = {"family_seed": "name: x\nfamily_seed: -1\n" + base,
              "name": "name: ../../x\n" + base,
              "duplicate key 'name'": "name: x\nname: y\n" + base,

@@ -8,6 +8,8 @@ from featgeom.errors import ConfigError, ShapeError
 from featgeom.compare import GroundTruth, compare
 from featgeom.family import FamilyConfig, build_family
 
+FIVE = ("svcca", "svcca_legacy", "rsa", "cka", "procrustes")  # the metrics a 12-latent SAE's pairings can all run
+
 
 class LinearSAE:
     """A minimal SAELens-style SAE: encode(x) = relu((x - b) W_dec^T - t), decoder rows W_dec."""
@@ -185,7 +187,7 @@ def test_too_few_samples_are_refused_before_pairing():
 @pytest.mark.parametrize(("n_perm", "message"), [
     (1, r"n_perm: must be an integer >= 19, got 1"),
     (18, r"n_perm: must be an integer >= 19, got 18"),
-    (10**12, r"n_perm: 1,000,000,000,000 permutations x 5 score\(s\) need .* GiB .* use at most"),
+    (10**12, r"n_perm: 1,000,000,000,000 permutations x 7 score\(s\) need .* GiB .* use at most"),
 ])
 def test_unusable_n_perm_is_refused_before_any_work(n_perm, message):
     from featgeom.compare import compare_latents
@@ -236,8 +238,9 @@ def test_a_float64_sae_gets_batches_in_its_own_dtype():
     acts = np.random.default_rng(3).standard_normal((300, 12))
     single = _small_sae()
     double = _Float64SAE(single.W_dec)
-    want = compare(single, single, acts, acts, n_perm=19, modes="mutual").pairings["mutual"]
-    got = compare(double, double, acts, acts, n_perm=19, modes="mutual").pairings["mutual"]
+    # 12 latents: too few pairs for mutual_knn (k + 2 = 12 pairs in every null draw), so the five others
+    want = compare(single, single, acts, acts, n_perm=19, modes="mutual", metrics=FIVE).pairings["mutual"]
+    got = compare(double, double, acts, acts, n_perm=19, modes="mutual", metrics=FIVE).pairings["mutual"]
     assert got["n_pairs"] == want["n_pairs"]
     assert got["svcca"]["observed"] == pytest.approx(want["svcca"]["observed"], abs=1e-5)
 
@@ -248,9 +251,9 @@ def test_tensors_that_require_grad_are_accepted():
     acts = np.random.default_rng(4).standard_normal((300, 12))
     sae = _small_sae()
     sae.W_dec.requires_grad_(True)  # an SAE being trained
-    want = compare(sae, sae, acts, acts, n_perm=19, modes="mutual").pairings["mutual"]
+    want = compare(sae, sae, acts, acts, n_perm=19, modes="mutual", metrics=FIVE).pairings["mutual"]
     got = compare(sae, sae, torch.tensor(acts, requires_grad=True), torch.tensor(acts), n_perm=19,
-                  modes="mutual").pairings["mutual"]
+                  modes="mutual", metrics=FIVE).pairings["mutual"]
     assert got == want
     lat_a, lat_b, dec_a, dec_b = _planted_latents()
     dense_a, dense_b = torch.tensor(lat_a.toarray(), requires_grad=True), torch.tensor(lat_b.toarray())

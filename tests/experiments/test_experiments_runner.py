@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -16,18 +17,23 @@ from featgeom.store.results import ResultsDB
 
 from .helpers import spec_yaml, stored_values, tiny_spec
 
+from featgeom.compare import SIMILARITY_METRICS
+
 MODES = 2  # many_to_one, mutual
-ROWS_PER_COMPARE = MODES * (2 + 5 + 1) + 12 + 3  # per mode: n_pairs, mean_corr, 5 similarities, accuracy; GT; rho/shared
+# per mode: n_pairs, mean_corr, every similarity, accuracy; GT; rho/shared
+ROWS_PER_COMPARE = MODES * (2 + len(SIMILARITY_METRICS) + 1) + 12 + 3
 
 
 def test_every_compare_job_stores_every_value_once(tiny_run):
     spec = tiny_spec()
     rows = ResultsDB(tiny_run.db).results()
-    assert tiny_run.jobs_total == tiny_run.jobs_run == (1 + len(spec.sweep.values)) + len(spec.sweep.values)
-    assert len(rows) == len(spec.sweep.values) * ROWS_PER_COMPARE
+    (axis,) = spec.axes
+    assert tiny_run.jobs_total == tiny_run.jobs_run == (1 + len(axis.values)) + len(axis.values)
+    assert len(rows) == len(axis.values) * ROWS_PER_COMPARE
     keys = {(r["condition"], r["seed_a"], r["pairing"], r["metric"], r["null_kind"]) for r in rows}
     assert len(keys) == len(rows)
-    assert {r["swept_value"] for r in rows} == set(spec.sweep.values)
+    assert {json.loads(r["condition_json"])[axis.axis] for r in rows} == set(axis.values)
+    assert {r["analysis"] for r in rows} == {"cross_member"}
     tested = [r for r in rows if r["p_value"] is not None]
     assert tested and all(1 / (spec.compare.n_perm + 1) <= r["p_value"] <= 1 for r in tested)
     assert {r["null_kind"] for r in tested} == {"repair"}
@@ -36,7 +42,7 @@ def test_every_compare_job_stores_every_value_once(tiny_run):
 
 def test_csv_export_matches_the_database(tiny_run):
     lines = (tiny_run.out / "results.csv").read_text().strip().splitlines()
-    assert lines[0].startswith("experiment,config_hash,condition")
+    assert lines[0].startswith("experiment,config_hash,analysis,condition,condition_json")
     assert len(lines) - 1 == len(ResultsDB(tiny_run.db).results())
 
 
@@ -45,7 +51,8 @@ def test_quickstart_findings_make_sense(tiny_run):
     rows = ResultsDB(tiny_run.db).results()
 
     def value(overlap: float, pairing: str, metric: str) -> float:
-        (r,) = [r for r in rows if r["swept_value"] == overlap and r["pairing"] == pairing and r["metric"] == metric]
+        (r,) = [r for r in rows if json.loads(r["condition_json"])["variant.feature_overlap_ratio"] == overlap
+                and r["pairing"] == pairing and r["metric"] == metric]
         return r["value"]
 
     assert value(1.0, "mutual", "svcca") > 0.99 and value(1.0, "", "gt_mcc") == pytest.approx(1.0)

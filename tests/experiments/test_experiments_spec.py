@@ -5,9 +5,19 @@ from __future__ import annotations
 import pytest
 
 from featgeom.errors import ConfigError
-from featgeom.experiments.spec import SAE_SEED_RULES, CompareSpec, ExperimentSpec, load_spec, registry
+from featgeom.experiments.spec import SAE_SEED_RULES, CompareSpec, ExperimentSpec, Point, load_spec, registry
 
-BASE = {"name": "x", "description": "d", "sweep": {"variable": "basis_rotation_angle", "values": [0, 45]}}
+ROT = "variant.basis_rotation_angle"
+BASE = {"name": "x", "description": "d", "axes": [{"axis": ROT, "values": [0, 45]}]}
+WORLD = Point({})  # the preset's world: a grid without world axes has one family per replicate
+
+
+def plan_of(spec: ExperimentSpec, tmp_path, replicates: int = 1):
+    """The job graph of ``spec`` with made-up family directories (one per replicate)."""
+    from featgeom.experiments.runner import plan
+
+    dirs = {("{}", r): tmp_path / f"family{r}" for r in range(replicates)}
+    return plan(spec, dirs, tmp_path / "store")
 
 
 def test_registry_ships_the_four_experiments():
@@ -20,20 +30,21 @@ def test_every_registered_experiment_loads_at_every_preset(name, preset):
     spec = load_spec(name).at_preset(preset)
     assert spec.preset == preset and spec.presets == {}
     assert len(spec.sae.seeds) >= 2
-    cfg = spec.family_config()
-    assert cfg["world"] == preset and len(cfg["variants"]) == len(spec.sweep.values)
+    cfg = spec.family_config(WORLD)
+    (axis,) = spec.axes
+    assert cfg["world"] == preset and len(cfg["variants"]) == len(axis.values)
 
 
 def test_the_plans_sweeps_at_the_small_preset():
-    assert load_spec("1a").at_preset("small").sweep.values == [0, 15, 30, 45, 60, 75, 90]
-    assert load_spec("1b").at_preset("small").sweep.values == [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert load_spec("1a").at_preset("small").axis(ROT).values == [0, 15, 30, 45, 60, 75, 90]
+    assert load_spec("1b").at_preset("small").axis("variant.feature_overlap_ratio").values == [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     c = load_spec("1c").at_preset("small")
-    assert c.sweep.variable == "superposition_delta" and c.sweep.values[0] == 0.0 and c.note
+    assert [a.axis for a in c.axes] == ["variant.superposition_delta"] and c.axes[0].values[0] == 0.0 and c.note
 
 
 def test_preset_override_changes_only_what_it_names():
     small, tiny = load_spec("1a").at_preset("small"), load_spec("1a").at_preset("tiny")
-    assert tiny.sweep.values == [0, 45, 90] and tiny.sae.samples < small.sae.samples
+    assert tiny.axis(ROT).values == [0, 45, 90] and tiny.sae.samples < small.sae.samples
     assert tiny.sae.arch == small.sae.arch and tiny.sae.seeds == small.sae.seeds
     assert tiny.config_hash != small.config_hash
 
@@ -46,10 +57,32 @@ def test_config_hash_is_stable_and_sensitive():
 
 @pytest.mark.parametrize("change, field", [
     ({"colour": 1}, "colour"),
-    ({"sweep": {"variable": "angle", "values": [0]}}, "sweep.variable"),
-    ({"sweep": {"variable": "basis_rotation_angle", "values": [0, 120]}}, "sweep.values[1]"),
-    ({"sweep": {"variable": "feature_overlap_ratio", "values": [1.3]}}, "sweep.values[0]"),
-    ({"sweep": {"variable": "basis_rotation_angle", "values": []}}, "sweep.values"),
+    ({"axes": [{"axis": "variant.angle", "values": [0]}]}, "axes[0].axis"),
+    ({"axes": [{"axis": "colour", "values": [0]}]}, "axes[0].axis"),
+    ({"axes": [{"axis": "sae.colour", "values": [0]}]}, "axes[0].axis"),
+    ({"axes": [{"axis": ROT, "values": [0, 120]}]}, "axes[0].values[1]"),
+    ({"axes": [{"axis": "variant.feature_overlap_ratio", "values": [1.3]}]}, "axes[0].values[0]"),
+    ({"axes": [{"axis": ROT, "values": []}]}, "axes[0].values"),
+    ({"axes": [{"axis": ROT, "values": [0, 0]}]}, "axes[0].values"),
+    ({"axes": [{"axis": ROT, "values": [0, "x"]}]}, "axes[0].values"),
+    ({"axes": [{"axis": ROT, "values": [0]}, {"axis": ROT, "values": [1]}]}, "axes"),
+    ({"axes": [{"axis": ROT, "values": [0]}, {"axis": "sae.arch", "values": ["topk", "resnet"]}]},
+     "axes[1].values[1]"),
+    ({"axes": [{"axis": ROT, "values": [0]}, {"axis": "compare.mode", "values": ["best"]}]}, "axes[1].values[0]"),
+    ({"axes": [{"axis": ROT, "values": [0]}, {"axis": "world.hidden_dim", "values": [0]}]},
+     "axes.world.hidden_dim.values[0]"),
+    ({"axes": [{"axis": ROT, "values": [0]}, {"axis": "world.hierarchy.colour", "values": [1]}]},
+     "axes.world.hierarchy.colour.values[0]"),
+    ({"axes": [{"axis": ROT, "values": [0, 1]}, {"axis": "sae.l0", "values": [4]}], "zip": [[ROT, "sae.l0"]]},
+     "zip[0]"),
+    ({"zip": [[ROT, "sae.l0"]]}, "zip[0]"),
+    ({"analyses": []}, "analyses"),
+    ({"analyses": ["colour"]}, "analyses[0].name"),
+    ({"axes": [{"axis": "sae.arch", "values": ["topk"]}]}, "analyses[0]"),
+    ({"analyses": [{"name": "sae_pairs", "across": "sae.l0"}]}, "analyses[0].across"),
+    ({"analyses": [{"name": "sae_pairs"}], "sae": {"seeds": [0]}}, "analyses[0].across"),
+    ({"analyses": [{"name": "recovery", "across": "sae.arch"}]}, "analyses[0].across"),
+    ({"analyses": ["recovery"], "findings": ["colour"]}, "findings[0]"),
     ({"sae": {"arch": "relu"}}, "sae.arch"),
     ({"sae": {"seeds": [1, 1]}}, "sae.seeds"),
     ({"sae": {"samples": "many"}}, "sae.samples"),
@@ -60,12 +93,13 @@ def test_config_hash_is_stable_and_sensitive():
     ({"compare": {"sae_seeds": "disjoint"}}, "compare.sae_seeds"),
     ({"presets": {"tiny": {"sae_samplez": 3}}}, "presets.tiny.sae_samplez"),
     ({"presets": {"tiny": {"n_perm": 5}}}, "presets.tiny"),
-    ({"presets": {"tiny": {"values": [0, 120]}}}, "presets.tiny"),
+    ({"presets": {"tiny": {"axes": {ROT: [0, 120]}}}}, "presets.tiny"),
+    ({"presets": {"tiny": {"axes": {"sae.l0": [3]}}}}, "presets.tiny"),
     ({"presets": {"tiny": {"replicates": [1, 2, 3]}}}, "presets.tiny"),
     ({"family_seed": -1}, "family_seed"),
     ({"compare": {"seed": -5}}, "compare.seed"),
     ({"sae": {"seeds": [0, -1]}}, "sae.seeds[1]"),
-    ({"sweep": {"variable": "basis_rotation_angle", "values": [0, float("nan")]}}, "sweep.values[1]"),
+    ({"axes": [{"axis": ROT, "values": [0, float("nan")]}]}, "axes[0].values[1]"),
     ({"sae": {"width_factor": float("inf")}}, "sae.width_factor"),
     ({"name": "../../x"}, "name"),
     ({"name": ".hidden"}, "name"),
@@ -100,7 +134,7 @@ def test_unknown_experiment_or_file(tmp_path):
 def test_load_spec_refuses_duplicate_keys(tmp_path):
     path = tmp_path / "dup.yaml"
     path.write_text("name: x\ndescription: d\nfamily_seed: 1\n"
-                    "sweep: {variable: basis_rotation_angle, values: [0, 45]}\nfamily_seed: 2\n")
+                    "axes: [{axis: variant.basis_rotation_angle, values: [0, 45]}]\nfamily_seed: 2\n")
     with pytest.raises(ConfigError, match=r"line 5, column 1: duplicate key 'family_seed' \(first given at line 3\)"):
         load_spec(path)
 
@@ -111,15 +145,14 @@ def test_unknown_preset():
 
 
 def test_seed_pairs_meet_independent_saes_by_default(tmp_path):
-    from featgeom.experiments.runner import plan
-
     spec = ExperimentSpec.from_dict({**BASE, "sae": {"seeds": [0, 1, 2]}})
     assert spec.compare.sae_seeds == "different"
     assert spec.compare.seed_pairs(spec.sae.seeds) == [(0, 3), (1, 4), (2, 5)]
-    trains, compares = plan(spec, [tmp_path / "family"], tmp_path / "store")
-    assert len(compares) == 2 * 3
-    job, needs_a, needs_b = compares[0]
-    assert (job.seed_a, job.seed_b) == (0, 3) and needs_a == "train:base:s0" and needs_b == "train:rot0:s3"
+    trains, analyses = plan_of(spec, tmp_path)
+    assert len(analyses) == 2 * 3
+    job, (needs_a, needs_b) = analyses[0]
+    assert (job.seed_a, job.seed_b) == (0, 3)
+    assert needs_a.startswith("train:base:topk:s0@") and needs_b.startswith("train:rot0:topk:s3@")
     assert sorted(t.seed for t in trains if t.member == "base") == [0, 1, 2]
     assert {t.seed for t in trains if t.member != "base"} == {3, 4, 5}
     same = ExperimentSpec.from_dict({**BASE, "compare": {"sae_seeds": "same"}})
@@ -150,19 +183,16 @@ def test_every_comparison_of_a_condition_is_a_distinct_pair_of_saes(rule, seeds)
 
 
 def test_replicates_draw_independent_families_and_name_their_jobs(tmp_path):
-    from featgeom.experiments.runner import plan
-
     spec = ExperimentSpec.from_dict({**BASE, "sae": {"seeds": [0]}, "compare": {"sae_seeds": "same"},
                                      "replicates": [3, 1]})
     assert spec.replicate_counts() == [3, 1]
-    assert [len(spec.family_config(r)["variants"]) for r in range(3)] == [2, 1, 1]
-    assert spec.family_config(2)["seed"] == spec.family_seed + 2
-    dirs = [tmp_path / f"family{r}" for r in range(3)]
-    trains, compares = plan(spec, dirs, tmp_path / "store")
-    names = [j.name for j, _, _ in compares]
+    assert [len(spec.family_config(WORLD, r)["variants"]) for r in range(3)] == [2, 1, 1]
+    assert spec.family_config(WORLD, 2)["seed"] == spec.family_seed + 2
+    trains, analyses = plan_of(spec, tmp_path, replicates=3)
+    names = [j.name for j, _ in analyses]
     assert len(names) == len(set(names)) == 4
-    assert {j.replicate for j, _, _ in compares} == {0, 1, 2}
-    assert {j.sample_seed for j, _, _ in compares} == {spec.compare.seed + r for r in range(3)}
+    assert {j.replicate for j, _ in analyses} == {0, 1, 2}
+    assert {j.sample_seed for j, _ in analyses} == {spec.compare.seed + r for r in range(3)}
     assert len({t.name for t in trains}) == len(trains) == 3 + 2 + 2
 
 

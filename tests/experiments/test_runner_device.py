@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from featgeom.errors import ConfigError
-from featgeom.experiments.jobs import CompareJob, TrainJob, train_config
+from featgeom.experiments.jobs import AnalysisJob, TrainJob, train_config
 from featgeom.experiments.runner import family_dirs, plan, run_experiment, run_spec, task_resources
 from featgeom.store.results import ResultsDB
 
@@ -49,9 +49,10 @@ def test_ray_takes_cuda_without_an_index():
 
 def test_every_job_runs_on_the_run_device(tmp_path):
     spec = run_spec(tiny_spec(), "cuda", ray=True, cluster=True)
-    trains, compares = plan(spec, [path for path, _ in family_dirs(spec, tmp_path)], tmp_path)
-    assert {job.device for job in trains} == {job.device for job, _, _ in compares} == {"cuda"}
-    assert [job.name for job in trains] == [job.name for job in plan(tiny_spec(), [tmp_path], tmp_path)[0]]
+    dirs = {key: path for key, (path, _) in family_dirs(spec, tmp_path).items()}
+    trains, analyses = plan(spec, dirs, tmp_path)
+    assert {job.device for job in trains} == {job.device for job, _ in analyses} == {"cuda"}
+    assert [job.name for job in trains] == [job.name for job in plan(tiny_spec(), dirs, tmp_path)[0]]
 
 
 def test_a_cuda_train_job_gives_a_cuda_sae_config_with_another_id(tiny_run):
@@ -60,7 +61,8 @@ def test_a_cuda_train_job_gives_a_cuda_sae_config_with_another_id(tiny_run):
     from featgeom.sae.train import family_id_of
 
     spec = tiny_spec()
-    family = load(family_dirs(spec, tiny_run.out / "store")[0][0])  # the stored family: building one takes long
+    ((path, _),) = family_dirs(spec, tiny_run.out / "store").values()
+    family = load(path)  # the stored family: building one takes long
     job = TrainJob("", "", "base", 0, spec.sae.arch, spec.sae.samples, spec.sae.width_factor, spec.sae.l0)
     cpu, cuda = train_config(job, family), train_config(replace(job, device="cuda"), family)
     assert (cpu.device, cuda.device) == ("cpu", "cuda")
@@ -70,9 +72,12 @@ def test_a_cuda_train_job_gives_a_cuda_sae_config_with_another_id(tiny_run):
     assert replace(job, device="cuda").name == job.name
 
 
-def _jobs(device: str) -> list[TrainJob | CompareJob]:
+def _jobs(device: str) -> list[TrainJob | AnalysisJob]:
+    from featgeom.experiments.analyses import compare_pair
+
     train = TrainJob("fam", "store", "base", 0, "topk", 1000, None, None, device=device)
-    compare = CompareJob("fam", "a", "b", "base", "v", 0, 0, "v", "x", 1.0, 100, 0, 9, ("mutual",), device=device)
+    compare = AnalysisJob("cross_member", compare_pair, True, "fam", "a", "b", "base", "v", 0, 0, "x", "{}", 100, 0, 9,
+                          ("mutual",), device=device)
     return [train, compare]
 
 

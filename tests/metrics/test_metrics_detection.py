@@ -7,7 +7,13 @@ import pytest
 import scipy.sparse as sp
 
 from featgeom.errors import ConfigError, DataError, ShapeError
-from featgeom.metrics import DetectionAccumulator, dead_latent_rate, detection_scores
+from featgeom.metrics import (
+    DetectionAccumulator,
+    dead_latent_rate,
+    dead_latents,
+    detection_scores,
+    f_beta,
+)
 
 FEATURES = np.eye(2)
 DECODER = np.array([[1.0, 0.1], [0.0, -2.0]])  # latent 0 -> feature 0, latent 1 -> feature 1
@@ -110,3 +116,40 @@ def test_dead_latent_rate(make_acts) -> None:
         dead_latent_rate(np.zeros((0, 3)))
     with pytest.raises(DataError, match="latent_acts"):
         dead_latent_rate(np.full((2, 2), np.inf))
+
+
+def test_f_beta_by_hand() -> None:
+    # P = 0.5, R = 1: F1 = 1 / 1.5, F2 = 5 * 0.5 / (4 * 0.5 + 1), F0.5 = 1.25 * 0.5 / 1.125
+    assert f_beta(0.5, 1.0) == pytest.approx(2 / 3)
+    assert f_beta(0.5, 1.0, 2.0) == pytest.approx(2.5 / 3)
+    assert f_beta(0.5, 1.0, 0.5) == pytest.approx(0.625 / 1.125)
+    assert f_beta(0.0, 0.0) == 0.0
+    assert isinstance(f_beta(0.5, 1.0), float)
+    got = f_beta(np.array([1.0, 0.0, 0.25]), np.array([1.0, 0.5, 0.75]), 1.0)
+    np.testing.assert_allclose(got, [1.0, 0.0, 2 * 0.25 * 0.75 / 1.0])
+    np.testing.assert_allclose(f_beta(np.array([0.2, 0.8]), 0.5), [2 * 0.1 / 0.7, 2 * 0.4 / 1.3])
+
+
+def test_f_beta_is_the_detection_f_score() -> None:
+    got = detection_scores(*_hand_case(), DECODER, FEATURES, per_latent=True)["per_latent"]
+    for beta, key in ((0.5, "f0.5"), (1.0, "f1"), (2.0, "f2")):
+        np.testing.assert_allclose(f_beta(got["precision"], got["recall"], beta), got[key])
+
+
+def test_f_beta_errors() -> None:
+    with pytest.raises(ConfigError, match="beta"):
+        f_beta(0.5, 0.5, 0.0)
+    with pytest.raises(ConfigError, match="beta"):
+        f_beta(0.5, 0.5, True)
+    with pytest.raises(DataError, match="precision"):
+        f_beta(1.5, 0.5)
+    with pytest.raises(DataError, match="recall"):
+        f_beta(0.5, np.nan)
+    with pytest.raises(ShapeError, match="precision"):
+        f_beta(np.ones(3), np.ones(2))
+
+
+def test_dead_latents_mask() -> None:
+    acts = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, -2.0]])
+    np.testing.assert_array_equal(dead_latents(acts), [True, False, False])
+    np.testing.assert_array_equal(dead_latents(sp.csr_array(acts)), [True, False, False])

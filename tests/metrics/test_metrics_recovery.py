@@ -1,4 +1,5 @@
-"""MCC, matching, uniqueness, assignment, diversity, SA-MCC and superposition exploitation."""
+"""MCC, matching, uniqueness, assignment, decomposition diversity, seed disagreement, SA-MCC and
+superposition exploitation."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from featgeom.metrics import (
     latents_per_feature,
     match_to_features,
     mcc,
+    per_seed_mcc,
+    seed_disagreement,
     soft_mcc,
     superposition_exploitation,
     uniqueness,
@@ -115,17 +118,62 @@ def test_abs_cosine_shape_and_zero_rows() -> None:
     np.testing.assert_allclose(cos, [[0.0, 0.0], [0.0, 1.0]])
 
 
-def test_decomposition_diversity(features, plant, rng) -> None:
+def test_decomposition_diversity_by_hand() -> None:
+    # seeds 0.6, 0.8, 1.0: mean 0.8, squared deviations 0.04 + 0 + 0.04
+    assert decomposition_diversity([0.6, 0.8, 1.0]) == pytest.approx(np.sqrt(0.08 / 2))
+    assert decomposition_diversity([0.6, 0.8, 1.0], ddof=0) == pytest.approx(np.sqrt(0.08 / 3))
+    assert decomposition_diversity(np.full(3, 0.7)) == pytest.approx(0.0, abs=1e-15)
+    assert decomposition_diversity([0.9], ddof=0) == 0.0
+
+
+def test_decomposition_diversity_planted_seeds(features, plant, rng) -> None:
+    # three perfect seeds: no diversity; replacing seed rows with noise spreads the MCCs apart
+    perfect = [plant(features)[0] for _ in range(3)]
+    np.testing.assert_allclose(per_seed_mcc(perfect, features), 1.0)
+    assert decomposition_diversity(per_seed_mcc(perfect, features)) == pytest.approx(0, abs=1e-12)
+    spread = []
+    for n_noise in (0, 10, 20):
+        dec = plant(features)[0]
+        dec[:n_noise] = rng.standard_normal((n_noise, 64))
+        spread.append(dec)
+    scores = per_seed_mcc(spread, features)
+    assert scores[0] > scores[1] > scores[2]
+    assert decomposition_diversity(scores) == pytest.approx(np.std(scores, ddof=1))
+    assert decomposition_diversity(scores) > 0.1
+    # equal MCC, different features: DD is 0 but the seeds disagree
+    halves = [features[:20], features[20:]]
+    assert decomposition_diversity(per_seed_mcc(halves, features)) == pytest.approx(0, abs=1e-12)
+    assert seed_disagreement(halves) > 0.5
+
+
+def test_decomposition_diversity_errors(features) -> None:
+    with pytest.raises(ShapeError, match="seed_mcc"):
+        decomposition_diversity([0.5])  # ddof=1 needs two seeds
+    with pytest.raises(ShapeError, match="seed_mcc"):
+        decomposition_diversity(np.ones((2, 2)))
+    with pytest.raises(DataError, match="seed_mcc"):
+        decomposition_diversity([0.5, 1.2])
+    with pytest.raises(DataError, match="seed_mcc"):
+        decomposition_diversity([0.5, np.nan])
+    with pytest.raises(ConfigError, match="ddof"):
+        decomposition_diversity([0.5, 0.6], ddof=2)
+    with pytest.raises(ShapeError, match=r"decoders\[0\]"):
+        per_seed_mcc([features[:, :10]], features)
+    with pytest.raises(ShapeError, match="decoders"):
+        per_seed_mcc([], features)
+
+
+def test_seed_disagreement(features, plant, rng) -> None:
     seeds = [plant(features)[0] for _ in range(3)]
-    assert decomposition_diversity(seeds) == pytest.approx(0.0, abs=1e-12)
+    assert seed_disagreement(seeds) == pytest.approx(0.0, abs=1e-12)
     noisy = [features, rng.standard_normal((40, 64)), rng.standard_normal((50, 64))]
     expected = 1 - np.mean([mcc(noisy[0], noisy[1]), mcc(noisy[0], noisy[2]),
                             mcc(noisy[1], noisy[2])])
-    assert decomposition_diversity(noisy) == pytest.approx(expected)
+    assert seed_disagreement(noisy) == pytest.approx(expected)
     with pytest.raises(ShapeError, match="decoders"):
-        decomposition_diversity([features])
+        seed_disagreement([features])
     with pytest.raises(ShapeError, match=r"decoders\[1\]"):
-        decomposition_diversity([features, features[:, :10]])
+        seed_disagreement([features, features[:, :10]])
 
 
 def test_soft_mcc_by_hand() -> None:

@@ -71,7 +71,12 @@ def test_minilm_tiny_writes_report_viewer_and_rows(tiny_run):
     viewer = (tiny_run / "viewer.html").read_text()
     assert "<script src=" not in viewer and "Plotly" in viewer
     header = (tiny_run / "results.csv").read_text().splitlines()[0]
-    assert header.startswith("experiment,config_hash,condition")
+    assert header.startswith("experiment,config_hash,analysis,condition,condition_json")
+    import json
+
+    layers = {(r["member_a"], r["member_b"]): json.loads(r["condition_json"]) for r in found}
+    assert all(r["analysis"] == "layers" for r in found)
+    assert all(set(c) == {"layer_a", "layer_b"} for c in layers.values())
 
 
 @pytest.mark.slow

@@ -66,3 +66,16 @@ def test_input_dim_mismatch_is_a_shape_error(family, quick):
     trained = train(family, "base", quick("topk"), eval_samples=512)
     with pytest.raises(ShapeError, match="input dim 32 differs from member 'narrow'"):
         evaluate_on_member(trained.sae, family, "narrow", 512)
+
+
+def test_f_beta_by_hand():
+    """P = 0.5, R = 1: F1 = 2/3, F0.5 = 1.25 * 0.5 / (0.125 + 1) = 5/9, F2 = 5 * 0.5 / (2 + 1) = 5/6;
+    P = R = 0 gives 0, not NaN; beta 1 is exactly the F1 the evaluation reports."""
+    import torch
+
+    from featgeom.sae.evaluate import f_beta
+
+    p, r = torch.tensor([0.5, 0.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert f_beta(p, r, 1.0).tolist() == pytest.approx([2 / 3, 0.0])
+    assert f_beta(p, r, 0.5).tolist() == pytest.approx([5 / 9, 0.0])
+    assert f_beta(p, r, 2.0).tolist() == pytest.approx([5 / 6, 0.0])

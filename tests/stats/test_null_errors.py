@@ -16,7 +16,7 @@ def xy() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_unknown_metric_name(xy) -> None:
-    allowed = r"\(allowed: svcca, svcca_legacy, rsa, cka, procrustes\)"
+    allowed = r"\(allowed: svcca, svcca_legacy, rsa, cka, procrustes, debiased_cka, mutual_knn\)"
     with pytest.raises(ConfigError, match="metric: unknown name 'pwcca' " + allowed):
         null_test("pwcca", *xy)
 

@@ -51,7 +51,8 @@ def test_permuted_correlation_equals_correlation_of_permuted_samples(dense):
 @pytest.mark.parametrize("mode", MODES)
 def test_null_equals_the_naive_loop_for_every_mode(mode):
     a, b, dec_a, dec_b = latents(shared=6)
-    got = repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure((mode,)), n_perm=19, seed=4)
+    got = repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure((mode,)), metrics=tuple(METRICS), n_perm=19,
+                       seed=4)
     want = naive_null(a, b, dec_a, dec_b, mode, 19, 4)
     observed = pair(activation_correlation(a, b), mode=mode)
     for name, f in METRICS.items():
@@ -89,7 +90,7 @@ def test_planted_shared_latents_have_power():
     a, b, dec_a, _ = latents(shared=20, n_b=24)
     rotation = np.linalg.qr(np.random.default_rng(3).standard_normal((8, 8)))[0]
     dec_b = np.vstack([dec_a[:20] @ rotation, np.random.default_rng(4).standard_normal((4, 8))])
-    got = repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(MODES), n_perm=99)
+    got = repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(MODES), metrics=tuple(METRICS), n_perm=99)
     for mode in MODES:
         assert got.tests[mode]["svcca"].p_value == pytest.approx(0.01), mode
 
@@ -189,8 +190,8 @@ def test_bad_input_gives_one_clear_error():
     for n_perm in (0, 1, 18):
         with pytest.raises(ConfigError, match="n_perm: must be an integer >= 19"):
             repair_tests(a, b, dec_a, dec_b, n_perm=n_perm)
-    # 5 metrics x 2 modes: refused before the (5 x 2 x n_perm) null is allocated
-    with pytest.raises(ConfigError, match=r"n_perm: 1,000,000,000,000 permutations x 10 score\(s\)"):
+    # 7 metrics (every registered one) x 2 modes: refused before the (7 x 2 x n_perm) null is allocated
+    with pytest.raises(ConfigError, match=r"n_perm: 1,000,000,000,000 permutations x 14 score\(s\)"):
         repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(("many_to_one", "mutual")), n_perm=10**12)
 
 
@@ -199,7 +200,8 @@ def test_a_pairing_that_is_empty_under_permutation_is_refused():
     observed = pair(activation_correlation(a, b), mode="mutual")
     threshold = float(np.sort(observed.score)[-3])  # the planted pairs pass it, permuted ones do not
     with pytest.raises(DataError, match="null draw 0 .*cannot be formed"):
-        repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(("mutual",), min_corr=threshold), n_perm=19)
+        repair_tests(a, b, dec_a, dec_b, procedure=PairingProcedure(("mutual",), min_corr=threshold),
+                     metrics=tuple(METRICS), n_perm=19)
 
 
 def test_scores_of_more_pairs_than_rsa_keeps_use_rsas_own_subsample():

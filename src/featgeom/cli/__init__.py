@@ -15,10 +15,10 @@ import typer
 from typer.exceptions import Abort, TyperException
 
 import featgeom
-from featgeom.cli.compare import compare_cmd
+from featgeom.cli.compare import compare_cmd, metrics_cmd
 from featgeom.cli.family import family_app
 from featgeom.cli.real import real_app
-from featgeom.cli.run import experiments, run
+from featgeom.cli.run import analyses, experiments, export, run
 from featgeom.cli.sae import sae_app
 from featgeom.errors import FeatgeomError
 
@@ -29,7 +29,10 @@ app = typer.Typer(help="featgeom: synthetic benchmarking of universal feature ge
 app.add_typer(family_app, name="family")
 app.command("run")(run)
 app.command("experiments")(experiments)
+app.command("analyses")(analyses)
+app.command("export")(export)
 app.command("compare")(compare_cmd)
+app.command("metrics")(metrics_cmd)
 app.add_typer(sae_app, name="sae")
 app.add_typer(real_app, name="real")
 

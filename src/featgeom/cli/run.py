@@ -44,3 +44,35 @@ def experiments() -> None:
     width = max(map(len, names))
     for name in names:
         typer.echo(f"{name:{width}s}  {load_spec(name).description}")
+
+
+def analyses() -> None:
+    """List the registered analyses (what an experiment's ``analyses:`` may name)."""
+    from featgeom.experiments.analyses import analysis_table
+
+    table = analysis_table()
+    width = max(len(name) for name, _, _ in table)
+    for name, unit, description in table:
+        typer.echo(f"{name:{width}s}  {unit:12s}  {description}")
+
+
+def export(out: Path = typer.Argument(..., help="An experiment's output directory (holding results.sqlite)."),
+           fmt: str = typer.Option("parquet", "--format", help="parquet | csv."),
+           to: Path | None = typer.Option(None, "--to", help="File to write (default: OUT/results.FORMAT).")) -> None:
+    """Export every results row of OUT (one typed measurement per row) as Parquet or CSV."""
+    from featgeom.errors import ConfigError
+    from featgeom.experiments.runner import DB_NAME
+    from featgeom.store import writable_destination
+    from featgeom.store.results import ResultsDB
+
+    if fmt not in ("parquet", "csv"):
+        raise ConfigError(f"--format: must be parquet or csv, got {fmt!r}")
+    if not (out / DB_NAME).is_file():
+        raise ConfigError(f"out: {out} holds no {DB_NAME} (run an experiment into it first)")
+    target = to if to is not None else out / f"results.{fmt}"
+    if target.is_dir():
+        raise ConfigError(f"--to: {target} is a directory; name the file to write")
+    writable_destination(target.parent, "--to")
+    db = ResultsDB(out / DB_NAME)
+    path = db.export_parquet(target) if fmt == "parquet" else db.export_csv(target)
+    typer.echo(f"{fmt}: {path} ({len(db.results())} rows)")

@@ -2,22 +2,28 @@
 
 Jobs run in worker processes (local or Ray), so they carry paths, not objects: each loads the
 family from the store (hash-verified) and returns plain data the driver stores. A job's ``device``
-('cpu', 'cuda' or 'cuda:N'; :mod:`featgeom.device`) says where its torch work runs: the SAE's
-training, or the comparison (``'cpu'``: the NumPy path).
+('cpu', 'cuda' or 'cuda:N'; :mod:`featgeom.device`) says where its torch work runs.
 
-* :class:`TrainJob` -> ``{"path", "metrics"}`` of the SAE trained (or found) in the store;
-* :class:`CompareJob` -> result rows (dicts with the columns of
-  :data:`featgeom.store.results.RESULT_COLUMNS`) of ``compare`` with ground truth.
+* :class:`TrainJob` -> ``{"path", "metrics"}`` of the SAE trained (or found) in the store; its
+  name is content-addressed (family, member, SAE settings, seed; a run has one device), so every
+  grid point that needs the same SAE shares one job;
+* :class:`AnalysisJob` -> result rows (dicts with the columns of
+  :data:`featgeom.store.results.RESULT_COLUMNS`) of one registered analysis of one or two SAEs.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+from featgeom.store import canonical_json
+
 
 @dataclass(frozen=True)
 class TrainJob:
-    """Train the experiment's SAE on ``member`` with ``seed`` (recipe defaults + overrides)."""
+    """Train an SAE of architecture ``arch`` on ``member`` with ``seed`` (recipe defaults + overrides)."""
 
     family_dir: str
     store: str
@@ -32,18 +38,24 @@ class TrainJob:
 
     @property
     def name(self) -> str:
-        return train_name(self.member, self.seed, self.replicate)
-
-
-def train_name(member: str, seed: int, replicate: int) -> str:
-    """Name of the train job of (member, seed) in ``replicate`` ('train:base:s0', 'train:base:s0:r3')."""
-    return f"train:{member}:s{seed}" + (f":r{replicate}" if replicate else "")
+        """'train:<member>:<arch>:s<seed>[:r<replicate>]@<hash of family and settings>'."""
+        key = canonical_json({"family": Path(self.family_dir).name, "member": self.member, "seed": self.seed,
+                              "arch": self.arch, "samples": self.samples, "width_factor": self.width_factor,
+                              "l0": self.l0})
+        digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+        return f"train:{self.member}:{self.arch}:s{self.seed}" + (f":r{self.replicate}" if self.replicate else "") \
+            + f"@{digest}"
 
 
 @dataclass(frozen=True)
-class CompareJob:
-    """Compare SAE (member_a, seed_a) with SAE (member_b, seed_b) on shared inputs, with ground truth."""
+class AnalysisJob:
+    """Run analysis ``analysis`` (function ``run``, see :mod:`featgeom.experiments.analyses`) on
+    the SAE(s) at ``sae_a`` / ``sae_b`` ('' for a one-SAE analysis) of ``member_a`` / ``member_b``,
+    at the grid point ``condition_json`` (label ``condition``), in ``replicate``."""
 
+    analysis: str
+    run: Any
+    pair: bool
     family_dir: str
     sae_a: str
     sae_b: str
@@ -52,22 +64,24 @@ class CompareJob:
     seed_a: int
     seed_b: int
     condition: str
-    swept_variable: str
-    swept_value: float
+    condition_json: str
     samples: int
     sample_seed: int
     n_perm: int
     modes: tuple[str, ...]
     nulls: tuple[str, ...] = ("repair",)
+    metrics: tuple[str, ...] | None = None
     replicate: int = 0
     device: str = "cpu"
 
     @property
     def name(self) -> str:
-        return f"compare:{self.condition}:s{self.seed_a}-s{self.seed_b}" + (f":r{self.replicate}" if self.replicate else "")
+        """'<analysis>:<condition>:<member_a>:s<seed_a>-<member_b>:s<seed_b>[:r<replicate>]'."""
+        members = f"{self.member_a}:s{self.seed_a}" + (f"-{self.member_b}:s{self.seed_b}" if self.pair else "")
+        return f"{self.analysis}:{self.condition_json}:{members}" + (f":r{self.replicate}" if self.replicate else "")
 
 
-def run_job(job: TrainJob | CompareJob) -> Any:
+def run_job(job: TrainJob | AnalysisJob) -> Any:
     """Run one job in this process on one thread (torch and BLAS), so that its numbers do not
     depend on where it runs (serial, worker process or Ray task)."""
     import torch
@@ -75,7 +89,7 @@ def run_job(job: TrainJob | CompareJob) -> Any:
 
     torch.set_num_threads(1)
     with threadpool_limits(1):
-        return train_sae(job) if isinstance(job, TrainJob) else compare_saes(job)
+        return train_sae(job) if isinstance(job, TrainJob) else analyse(job)
 
 
 def train_sae(job: TrainJob) -> dict[str, Any]:
@@ -102,32 +116,27 @@ def train_config(job: TrainJob, family: Any) -> Any:
     return recipe(job.arch, family, job.member, **overrides)
 
 
-def compare_saes(job: CompareJob) -> list[dict[str, Any]]:
-    """``compare`` the two SAEs of ``job`` with ground truth (on the job's device); one row per
-    measured value."""
-    from featgeom.device import compute_device
-    from featgeom.compare import GroundTruth, compare, result_values, value_rows
+def analyse(job: AnalysisJob) -> list[dict[str, Any]]:
+    """Run the job's analysis; one results row per value it returns."""
+    from featgeom.compare import value_rows
+    from featgeom.experiments.analyses import AnalysisInput, values_of
     from featgeom.family import load
     from featgeom.sae import load as load_sae
 
     family = load(job.family_dir)
-    batch = family.sample(job.samples, seed=job.sample_seed, with_features=True, members=[job.member_a, job.member_b])
-    sae_a, sae_b = load_sae(job.sae_a), load_sae(job.sae_b)
-    result = compare(sae_a.sae, sae_b.sae, batch.hidden[job.member_a], batch.hidden[job.member_b],
-                     modes=job.modes, n_perm=job.n_perm, seed=job.seed_a, nulls=job.nulls,
-                     device=compute_device(job.device, "device"),
-                     ground_truth=GroundTruth.from_family(family, job.member_a, job.member_b, batch.features))
-    values = result_values(result.to_dict())
-    shared = family.shared_with_base(job.member_b) / family.member(job.member_b).num_features
-    values += [("", "rho_mm_a", family.member(job.member_a).rho_mm, None, None, None, "", ""),
-               ("", "rho_mm_b", family.member(job.member_b).rho_mm, None, None, None, "", ""),
-               ("", "shared_fraction", shared, None, None, None, "", "")]
-    context = {"condition": job.condition, "swept_variable": job.swept_variable, "swept_value": job.swept_value,
+    sae_a = load_sae(job.sae_a)
+    sae_b = load_sae(job.sae_b) if job.sae_b else None
+    inp = AnalysisInput(family, job.member_a, job.member_b, sae_a, sae_b, job.seed_a, job.seed_b, job.samples,
+                        job.sample_seed, job.n_perm, job.modes, job.nulls, job.metrics, job.device)
+    context = {"analysis": job.analysis, "condition": job.condition, "condition_json": job.condition_json,
                "member_a": job.member_a, "member_b": job.member_b, "seed_a": job.seed_a, "seed_b": job.seed_b,
                "replicate": job.replicate}
-    return value_rows(context, values)
+    return value_rows(context, values_of(job.run(inp)))
 
 
-def job_detail(job: TrainJob | CompareJob) -> dict[str, Any]:
-    """The job's fields (JSON-ready) for the jobs table."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(job).items()}
+def job_detail(job: TrainJob | AnalysisJob) -> dict[str, Any]:
+    """The job's fields (JSON-ready) for the jobs table (an analysis's function by its qualified name)."""
+    detail = {k: v for k, v in asdict(job).items() if k != "run"}
+    if isinstance(job, AnalysisJob):
+        detail["run"] = f"{getattr(job.run, '__module__', '?')}.{getattr(job.run, '__qualname__', '?')}"
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in detail.items()}

@@ -1,4 +1,4 @@
-"""Run a declarative experiment: build the family, train the SAEs, compare, store every value.
+"""Run a declarative experiment: build the families, train the SAEs, run the analyses, store every value.
 
 ``run_experiment(spec, out)``:
 
@@ -10,9 +10,10 @@
    node OUT at the same path, see :func:`check_store`, and GPUs for a CUDA run); then stores the
    families in the content-addressed store ``OUT/store`` (a write there also removes temporaries
    a killed run left behind);
-3. plans one TrainJob per (replicate, member, SAE seed) and one CompareJob per (replicate,
-   condition, seed pair) (see :meth:`CompareSpec.seed_pairs`; replicate r is the family drawn
-   with seed family_seed + r), all on the run's device; a compare job starts as soon as both of
+3. plans the job graph (:func:`plan`): one family per (world point, replicate), one TrainJob
+   per distinct SAE (content-addressed: grid points that need the same SAE share it), one
+   AnalysisJob per (grid point, replicate, analysis, SAE or SAE pair); replicate r is the family
+   drawn with seed family_seed + r; all on the run's device; an analysis job starts as soon as
    its SAEs exist;
 4. stores each finished job and its rows in ``OUT/results.sqlite`` in one transaction.
 
@@ -36,8 +37,9 @@ from typing import Any
 
 from featgeom.device import canonical_device, check_device
 from featgeom.errors import ConfigError, FeatgeomError, ResourceError
-from featgeom.experiments.jobs import CompareJob, TrainJob, job_detail, run_job, train_name
-from featgeom.experiments.spec import ExperimentSpec
+from featgeom.experiments.jobs import AnalysisJob, TrainJob, job_detail, run_job
+from featgeom.experiments.spec import ExperimentSpec, Point, condition_label, world_of
+from featgeom.store import canonical_json
 from featgeom.store import writable_destination
 from featgeom.store.results import ResultsDB, package_versions, version_columns
 
@@ -62,53 +64,161 @@ class RunSummary:
         return self.out / DB_NAME
 
 
-def family_dirs(spec: ExperimentSpec, store: Path) -> list[tuple[Path, Any]]:
-    """(store directory, config) of the family of every replicate (content-addressed by config)."""
+def family_dirs(spec: ExperimentSpec, store: Path) -> dict[tuple[str, int], tuple[Path, Any]]:
+    """(world point's canonical JSON, replicate) -> (store directory, config) of every family the
+    grid needs (content-addressed by config)."""
     from featgeom.family import FamilyConfig
     from featgeom.family.io import GENERATOR, KIND
     from featgeom.store import artifact_id
 
-    configs = [FamilyConfig.from_dict(spec.family_config(r)) for r in range(max(spec.replicate_counts()))]
-    return [(store / f"family-{artifact_id(KIND, c.to_dict(), GENERATOR)}", c) for c in configs]
+    needed = max(spec.replicate_counts())
+    out = {}
+    for world in spec.world_points():
+        for r in range(needed):
+            data = spec.family_config(world, r)
+            if r and not data["variants"] and not _needs_replicate(spec, world.condition_json, r):
+                continue
+            try:
+                config = FamilyConfig.from_dict(data)
+            except ConfigError as exc:
+                raise ConfigError(f"axes: the family at {world.label or 'the preset world'} is invalid ({exc})") from None
+            out[world.condition_json, r] = (store / f"family-{artifact_id(KIND, config.to_dict(), GENERATOR)}", config)
+    return out
 
 
-def check_train_configs(spec: ExperimentSpec, family: Any) -> None:
-    """Build the training config of one SAE per member of ``family`` (replicate 0, the first seed of
-    the member), so a bad SAE setting fails before any work (ConfigError naming ``sae.<field>``)."""
+def _needs_replicate(spec: ExperimentSpec, world: str, replicate: int) -> bool:
+    """Whether some grid point at ``world`` has more than ``replicate`` replicates."""
+    return any(world_of(p) == world and count > replicate for p, count in zip(spec.points(), spec.replicate_counts()))
+
+
+@dataclass(frozen=True)
+class SAESettings:
+    """The SAE settings at a grid point: the experiment's, with the point's ``sae.*`` axes."""
+
+    arch: str
+    samples: int
+    width_factor: float | None
+    l0: int | None
+
+    @classmethod
+    def at(cls, spec: ExperimentSpec, point: Point) -> SAESettings:
+        s, axes = spec.sae, point.stage("sae")
+        return cls(axes.get("arch", s.arch), int(axes.get("samples", s.samples)), axes.get("width_factor", s.width_factor),
+                   None if axes.get("l0", s.l0) is None else int(axes.get("l0", s.l0)))
+
+
+def check_train_configs(spec: ExperimentSpec, trains: list[TrainJob], families: dict[str, Any]) -> None:
+    """Build the training config of every distinct SAE setting of replicate 0 on its family (an
+    in-memory family for one not stored yet), so a bad SAE setting fails before any work
+    (ConfigError naming ``sae.<field>``)."""
     from featgeom.experiments.jobs import train_config
+    from featgeom.family import load
 
-    for member in ["base", *[spec.sweep.member_name(v) for v in spec.sweep.values]]:
-        seed = spec.compare.member_seeds(spec.sae.seeds, member)[0]
-        job = TrainJob("", "", member, seed, spec.sae.arch, spec.sae.samples, spec.sae.width_factor, spec.sae.l0,
-                       device=spec.device)
+    seen = set()
+    for job in trains:
+        key = (job.family_dir, job.member, job.arch, job.samples, job.width_factor, job.l0)
+        if job.replicate or key in seen:
+            continue
+        seen.add(key)
+        family = families.get(job.family_dir) or load(job.family_dir)
         try:
             train_config(job, family)
         except ConfigError as exc:
             raise ConfigError(f"sae.{exc}") from None
 
 
-def plan(spec: ExperimentSpec, fam_dirs: list[Path], store: Path) -> tuple[list[TrainJob], list[tuple[CompareJob, str, str]]]:
-    """Train jobs for every (replicate, member, seed); compare jobs (with the names of the train jobs
-    they need). ``fam_dirs[r]`` is replicate r's family.
+Planned = tuple[AnalysisJob, tuple[str, ...]]  # an analysis job and the train jobs it needs
 
-    The compare jobs' SAE paths are filled in by :func:`_ready` once their train jobs finished.
+
+def plan(spec: ExperimentSpec, fam_dirs: dict[tuple[str, int], Path], store: Path) -> tuple[list[TrainJob], list[Planned]]:
+    """Train jobs (distinct, in grid order) and analysis jobs (with the names of the train jobs
+    they need) of every grid point, replicate and analysis. ``fam_dirs[world, r]`` is the family of
+    a world point in replicate r.
+
+    * cross_member: the base's SAE seed i against the variant's (:meth:`CompareSpec.seed_pairs`);
+    * sae_pairs across 'seed': every pair i < j of the member's SAE seeds, same settings;
+    * sae_pairs across an sae axis X: for every unordered pair of X's values (a <= b in axis order,
+      a == b included: the seed floor), SAE (a, seed i) against SAE (b, seed i+1 mod n); the row's
+      condition has X -> [a, b];
+    * recovery: every SAE the point trains on its member (and, with variant axes, on the base,
+      at the point without its variant axes).
+
+    The analysis jobs' SAE paths are filled in by :func:`_ready` once their train jobs finished.
     """
-    s, c = spec.sae, spec.compare
-    trains: list[TrainJob] = []
-    compares = []
-    for r, fam_dir in enumerate(fam_dirs):
-        values = [v for v, count in zip(spec.sweep.values, spec.replicate_counts()) if count > r]
-        members = ["base", *[spec.sweep.member_name(v) for v in values]]
-        trains += [TrainJob(str(fam_dir), str(store), m, seed, s.arch, s.samples, s.width_factor, s.l0, r,
-                            spec.device) for m in members for seed in c.member_seeds(s.seeds, m)]
-        for value in values:
-            member = spec.sweep.member_name(value)
-            for seed_a, seed_b in c.seed_pairs(s.seeds):
-                job = CompareJob(str(fam_dir), "", "", "base", member, seed_a, seed_b, member, spec.sweep.variable,
-                                 float(value), c.samples, c.seed + r, c.n_perm, tuple(c.modes), tuple(c.nulls), r,
-                                 spec.device)
-                compares.append((job, train_name("base", seed_a, r), train_name(member, seed_b, r)))
-    return trains, compares
+    from featgeom.experiments.analyses import ANALYSES
+
+    c = spec.compare
+    trains: dict[str, TrainJob] = {}
+    planned: dict[str, Planned] = {}
+    points = spec.points()
+    counts = spec.replicate_counts()
+
+    def train(fam: Path, member: str, seed: int, settings: SAESettings, r: int) -> str:
+        job = TrainJob(str(fam), str(store), member, seed, settings.arch, settings.samples, settings.width_factor,
+                       settings.l0, r, spec.device)
+        trains.setdefault(job.name, job)
+        return job.name
+
+    def add(analysis: str, point_values: dict[str, Any], p: Point, r: int, sides: list[tuple[str, int, str]]) -> None:
+        kind, settings = ANALYSES[analysis], compare_settings(spec, p)
+        (member_a, seed_a, _), (member_b, seed_b, _) = sides[0], sides[-1]
+        job = AnalysisJob(analysis, kind.run, kind.unit == "pair", str(fam_dirs[world_of(p), r]), "", "", member_a,
+                          member_b, seed_a, seed_b, condition_label(point_values), canonical_json(point_values),
+                          settings["samples"], c.seed + r, settings["n_perm"], settings["modes"], tuple(c.nulls),
+                          None if c.metrics is None else tuple(c.metrics), r, spec.device)
+        planned.setdefault(job.name, (job, tuple(dict.fromkeys(need for _, _, need in sides))))
+
+    for p, count in zip(points, counts):
+        for r in range(count):
+            fam, member, here = fam_dirs[world_of(p), r], p.member, SAESettings.at(spec, p)
+            seeds = c.member_seeds(spec.sae.seeds, member)
+            for a in spec.analyses:
+                kind = ANALYSES[a.name]
+                if kind.unit == "sae":
+                    for seed in seeds:
+                        add(a.name, p.values, p, r, [(member, seed, train(fam, member, seed, here, r))])
+                    if member != "base" and any(ANALYSES[b.name].pairs == "members" for b in spec.analyses):
+                        base = p.without("variant")
+                        for seed in spec.sae.seeds:
+                            add(a.name, base.values, p, r, [("base", seed, train(fam, "base", seed, here, r))])
+                elif kind.pairs == "members":
+                    for seed_a, seed_b in c.seed_pairs(spec.sae.seeds):
+                        add(a.name, p.values, p, r, [("base", seed_a, train(fam, "base", seed_a, here, r)),
+                                                     (member, seed_b, train(fam, member, seed_b, here, r))])
+                elif a.across == "seed":
+                    for i, seed_a in enumerate(seeds):
+                        for seed_b in seeds[i + 1:]:
+                            add(a.name, p.values, p, r, [(member, seed_a, train(fam, member, seed_a, here, r)),
+                                                         (member, seed_b, train(fam, member, seed_b, here, r))])
+                else:
+                    _add_axis_pairs(spec, a.name, a.across, p, r, fam, points, counts, seeds, add, train)
+    return list(trains.values()), list(planned.values())
+
+
+def _add_axis_pairs(spec: ExperimentSpec, name: str, across: str, p: Point, r: int, fam: Path, points: list[Point],
+                    counts: list[int], seeds: list[int], add: Callable[..., None], train: Callable[..., str]) -> None:
+    """The comparisons of analysis ``name`` at point ``p`` across axis ``across`` (see :func:`plan`):
+    against every point equal to ``p`` but for a value of ``across`` at or after its own."""
+    values, member = spec.axis(across).values, p.member
+    for q, count in zip(points, counts):
+        same_elsewhere = {k: v for k, v in q.values.items() if k != across} == \
+            {k: v for k, v in p.values.items() if k != across}
+        if not same_elsewhere or values.index(q.values[across]) < values.index(p.values[across]) or count <= r:
+            continue
+        pair_values = {**p.values, across: [p.values[across], q.values[across]]}
+        a_set, b_set = SAESettings.at(spec, p), SAESettings.at(spec, q)
+        for i, seed_a in enumerate(seeds):
+            seed_b = seeds[(i + 1) % len(seeds)]
+            add(name, pair_values, p, r, [(member, seed_a, train(fam, member, seed_a, a_set, r)),
+                                          (member, seed_b, train(fam, member, seed_b, b_set, r))])
+
+
+def compare_settings(spec: ExperimentSpec, p: Point) -> dict[str, Any]:
+    """The comparison's samples, permutations and pairing modes at grid point ``p`` (its
+    ``compare.*`` axes over the experiment's)."""
+    c, axes = spec.compare, p.stage("compare")
+    modes = (axes["mode"],) if "mode" in axes else tuple(c.modes)
+    return {"samples": int(axes.get("samples", c.samples)), "n_perm": int(axes.get("n_perm", c.n_perm)), "modes": modes}
 
 
 def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, ray: bool = False,
@@ -120,7 +230,7 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, r
     spec's makes it another run (another config hash). ``on_job(name)`` is called after each job
     is stored.
     """
-    from featgeom.family import build_family, load, save
+    from featgeom.family import save
 
     if workers < 1:
         raise ConfigError(f"workers: must be >= 1, got {workers}")
@@ -134,16 +244,31 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, r
     store = out / "store"
     # an unreachable family or a bad SAE setting fails before anything is written
     dirs = family_dirs(spec, store)
-    built = {path: build_family(config) for path, config in dirs if not path.exists()}
-    first = dirs[0][0]
-    check_train_configs(spec, built[first] if first in built else load(first))
+    built = {str(path): _built(config, key[0]) for key, (path, config) in dirs.items() if not path.exists()}
+    fam_dirs = {key: path for key, (path, _) in dirs.items()}
+    trains, analyses = plan(spec, fam_dirs, store)
+    check_train_configs(spec, trains, built)
     with _backend(workers, ray, cluster, store, spec.device) as backend:
         for path, family in built.items():
-            save(family, path)
-        total, ran = _run_jobs(spec, out, [path for path, _ in dirs], backend, progress, on_job)
+            save(family, Path(path))
+        total, ran = _run_jobs(spec, out, trains, analyses, backend, progress, on_job)
     seconds = time.perf_counter() - started
     ResultsDB(out / DB_NAME).export_csv(out / "results.csv")
     return RunSummary(out, spec.config_hash, total, ran, seconds)
+
+
+def _built(config: Any, world: str) -> Any:
+    """The family of ``config`` built in memory; ConfigError naming the grid's world point when a
+    variant cannot be built there (e.g. an unreachable rho_mm)."""
+    import json
+
+    from featgeom.family import build_family
+
+    try:
+        return build_family(config)
+    except ConfigError as exc:
+        where = condition_label(json.loads(world)) or "the preset world"
+        raise ConfigError(f"axes: the family at {where} cannot be built ({exc})") from None
 
 
 def run_spec(spec: ExperimentSpec, device: str | None, *, ray: bool = False, cluster: bool = False) -> ExperimentSpec:
@@ -159,8 +284,8 @@ def run_spec(spec: ExperimentSpec, device: str | None, *, ray: bool = False, clu
     return spec if chosen == spec.device else replace(spec, device=chosen)
 
 
-def _run_jobs(spec: ExperimentSpec, out: Path, fam_dirs: list[Path], backend: Any, progress: bool,
-              on_job: Callable[[str], None] | None) -> tuple[int, int]:
+def _run_jobs(spec: ExperimentSpec, out: Path, trains: list[TrainJob], analyses: list[Planned], backend: Any,
+              progress: bool, on_job: Callable[[str], None] | None) -> tuple[int, int]:
     """Register the run in OUT's database, run every job not stored yet on ``backend`` and store
     each once, when its result arrives; (jobs in the run, jobs run now)."""
     db = ResultsDB(out / DB_NAME)
@@ -168,16 +293,15 @@ def _run_jobs(spec: ExperimentSpec, out: Path, fam_dirs: list[Path], backend: An
     vers = package_versions()
     db.register_run(config_hash, spec.name, spec.preset, spec.to_dict(), vers)
     session = db.start_session(config_hash)
-    trains, compares = plan(spec, fam_dirs, out / "store")
     finished = db.finished_jobs(config_hash)
-    total = len(trains) + len(compares)
+    total = len(trains) + len(analyses)
     context = {"experiment": spec.name, "config_hash": config_hash, **version_columns(vers)}
     ran = 0
     with _progress(progress, total, len(finished), spec.name) as bar:
-        pending_compares = [c for c in compares if c[0].name not in finished]
-        todo: list[TrainJob | CompareJob] = [t for t in trains if t.name not in finished]
-        todo += _ready(pending_compares, finished)
-        in_flight: dict[Any, TrainJob | CompareJob] = {}
+        pending = [a for a in analyses if a[0].name not in finished]
+        todo: list[TrainJob | AnalysisJob] = [t for t in trains if t.name not in finished]
+        todo += _ready(pending, finished)
+        in_flight: dict[Any, TrainJob | AnalysisJob] = {}
         while todo or in_flight:
             for job in todo:
                 in_flight[backend.submit(job)] = job
@@ -188,10 +312,10 @@ def _run_jobs(spec: ExperimentSpec, out: Path, fam_dirs: list[Path], backend: An
                 detail = {**job_detail(job), **result}
                 db.record_job(config_hash, job.name, "train", seconds, detail)
                 finished[job.name] = detail
-                todo = _ready(pending_compares, finished)
+                todo = _ready(pending, finished)
             else:
                 rows = [{**context, **row} for row in result]
-                db.record_job(config_hash, job.name, "compare", seconds, job_detail(job), rows)
+                db.record_job(config_hash, job.name, job.analysis, seconds, job_detail(job), rows)
                 finished[job.name] = job_detail(job)
             db.touch_session(config_hash, session)
             ran += 1
@@ -202,12 +326,14 @@ def _run_jobs(spec: ExperimentSpec, out: Path, fam_dirs: list[Path], backend: An
     return total, ran
 
 
-def _ready(pending: list[tuple[CompareJob, str, str]], finished: dict[str, dict[str, Any]]) -> list[CompareJob]:
-    """Pop the compare jobs whose two SAEs are trained, with the SAE paths filled in."""
-    ready = [(job, a, b) for job, a, b in pending if a in finished and b in finished]
+def _ready(pending: list[Planned], finished: dict[str, dict[str, Any]]) -> list[AnalysisJob]:
+    """Pop the analysis jobs whose SAEs are trained, with the SAE paths filled in (``sae_b`` ''
+    for a one-SAE analysis)."""
+    ready = [(job, needs) for job, needs in pending if all(n in finished for n in needs)]
     for item in ready:
         pending.remove(item)
-    return [replace(job, sae_a=finished[a]["path"], sae_b=finished[b]["path"]) for job, a, b in ready]
+    return [replace(job, sae_a=finished[needs[0]]["path"], sae_b=finished[needs[-1]]["path"] if job.pair else "")
+            for job, needs in ready]
 
 
 class _Serial:
@@ -217,7 +343,7 @@ class _Serial:
         self.results: dict[int, tuple[Any, float]] = {}
         self.count = 0
 
-    def submit(self, job: TrainJob | CompareJob) -> int:
+    def submit(self, job: TrainJob | AnalysisJob) -> int:
         self.count += 1
         self.results[self.count] = _result(lambda: _timed_job(job), job)
         return self.count
@@ -241,7 +367,7 @@ class _Pool:
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_worker_init)
 
-    def submit(self, job: TrainJob | CompareJob) -> Any:
+    def submit(self, job: TrainJob | AnalysisJob) -> Any:
         return self.pool.submit(_timed_job, job)
 
     def next_done(self, in_flight: dict[Any, Any]) -> tuple[Any, Any, float]:
@@ -303,7 +429,7 @@ class _Ray:
             raise
         self.remote = ray.remote(max_retries=TASK_RETRIES)(_timed_job)
 
-    def submit(self, job: TrainJob | CompareJob) -> Any:
+    def submit(self, job: TrainJob | AnalysisJob) -> Any:
         return self.remote.options(**task_resources(job)).remote(job)
 
     def next_done(self, in_flight: dict[Any, Any]) -> tuple[Any, Any, float]:
@@ -329,7 +455,7 @@ class _Ray:
         self.ray.shutdown()
 
 
-def task_resources(job: TrainJob | CompareJob) -> dict[str, float]:
+def task_resources(job: TrainJob | AnalysisJob) -> dict[str, float]:
     """The Ray resources a job's task asks for: one CPU, and one GPU when it runs on CUDA."""
     return {"num_cpus": 1} if job.device == "cpu" else {"num_cpus": 1, "num_gpus": 1}
 
@@ -473,13 +599,13 @@ def _node_view(probe: str) -> dict[str, Any]:
     return {"probe": text, "versions": package_versions()}
 
 
-def _timed_job(job: TrainJob | CompareJob) -> tuple[Any, float]:
+def _timed_job(job: TrainJob | AnalysisJob) -> tuple[Any, float]:
     """The job's result and the seconds it ran (in the process that ran it)."""
     t = time.perf_counter()
     return run_job(job), time.perf_counter() - t
 
 
-def _result(get: Callable[[], Any], job: TrainJob | CompareJob) -> Any:
+def _result(get: Callable[[], Any], job: TrainJob | AnalysisJob) -> Any:
     """The job's result; a job's featgeom error is re-raised naming the job."""
     try:
         return get()

@@ -12,7 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom.checks import to_numpy
+from featgeom.checks import as_matrix, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
 
 _NORM_FLOOR = 1e-8
@@ -106,3 +106,43 @@ def positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < 1:
         raise ConfigError(f"{name}: expected an integer >= 1, got {value!r}")
     return int(value)
+
+
+def vector(x: object, name: str, *, n: int | None = None, what: str = "items") -> np.ndarray:
+    """``x`` as a finite non-empty 1-D float64 array (of ``n`` entries, one per ``what``)."""
+    try:
+        arr = np.asarray(to_numpy(x), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: cannot be read as a numeric array ({exc})") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ShapeError(f"{name}: expected a non-empty 1-D array, got shape {arr.shape}")
+    if n is not None and arr.size != n:
+        raise ShapeError(f"{name}: has {arr.size} entries but there are {n} {what}")
+    if not np.all(np.isfinite(arr)):
+        raise DataError(f"{name}: contains NaN or infinite values")
+    return arr
+
+
+def bool_array(x: object, name: str, ndim: int) -> np.ndarray:
+    """``x`` (bool, or numbers that are all 0 or 1) as a non-empty ``ndim``-D bool array."""
+    arr = np.asarray(to_numpy(x))
+    if arr.ndim != ndim or arr.size == 0:
+        raise ShapeError(f"{name}: expected a non-empty {ndim}-D boolean array, got {arr.shape}")
+    if arr.dtype == bool:
+        return arr
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise DataError(f"{name}: expected booleans (or 0/1), got dtype {arr.dtype}")
+    if not np.all((arr == 0) | (arr == 1)):
+        raise DataError(f"{name}: expected booleans (or 0/1), found other values")
+    return arr == 1
+
+
+def matrices(xs: object, name: str, least: int) -> list[np.ndarray]:
+    """``xs`` (a list, tuple or other iterable of matrices) as float64 matrices, at least
+    ``least`` of them; errors name ``name[k]``."""
+    if isinstance(xs, (str, bytes)) or not hasattr(xs, "__iter__"):
+        raise ShapeError(f"{name}: expected a sequence of (n, d) matrices, got {type(xs).__name__}")
+    mats = [as_matrix(x, f"{name}[{k}]") for k, x in enumerate(xs)]
+    if len(mats) < least:
+        raise ShapeError(f"{name}: need at least {least} matrices, got {len(mats)}")
+    return mats

@@ -15,8 +15,8 @@ from numbers import Real
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom.checks import as_activations, check_same_rows
-from featgeom.errors import ConfigError, DataError
+from featgeom.checks import as_activations, check_same_rows, to_numpy
+from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.metrics._common import Acts, columns
 from featgeom.metrics.recovery import abs_cosine
 
@@ -79,8 +79,7 @@ class DetectionAccumulator:
         recall = _ratio(tp, tp + fn)
         out = {"precision": precision, "recall": recall}
         for b in betas:
-            b2 = b * b
-            out[f"f{b:g}"] = _ratio((1 + b2) * precision * recall, b2 * precision + recall)
+            out[f"f{b:g}"] = f_beta(precision, recall, b)
         out["accuracy"] = (tp + tn) / self.n_samples
         out.update(tp=tp, fp=fp, fn=fn, tn=tn, feature=self.best)
         return out
@@ -109,13 +108,53 @@ def detection_scores(
     return acc.compute(betas, per_latent=per_latent)
 
 
+def dead_latents(latent_acts: object) -> np.ndarray:
+    """(n_latents,) bool: latent i is dead, never != 0 over latent_acts (n_samples, n_latents).
+
+    One row of the checkpoint masks of :mod:`featgeom.metrics.dead`.
+    """
+    acts = as_activations(latent_acts, "latent_acts")
+    return _column_counts(_fires(acts, positive_only=False)) == 0
+
+
 def dead_latent_rate(latent_acts: object) -> float:
     """DLR = (latents never != 0 over the samples) / n_latents, latent_acts (n_samples, n_latents).
 
     Range [0, 1]: 0 when every latent fires at least once, 1 when none does.
     """
-    acts = as_activations(latent_acts, "latent_acts")
-    return float(np.mean(_column_counts(_fires(acts, positive_only=False)) == 0))
+    return float(np.mean(dead_latents(latent_acts)))
+
+
+def f_beta(precision: object, recall: object, beta: float = 1.0) -> np.ndarray | float:
+    """F_beta = (1 + beta^2) P R / (beta^2 P + R), 0 where P = R = 0.
+
+    precision, recall: numbers or arrays in [0, 1] of one shape (broadcast); beta > 0 weighs
+    recall beta times as much as precision (F0.5 favours precision, F2 recall, F1 is their
+    harmonic mean). Returns a float for scalar inputs, else an array of the broadcast shape.
+    """
+    if isinstance(beta, bool) or not isinstance(beta, Real) or not 0 < float(beta) < np.inf:
+        raise ConfigError(f"beta: expected a finite number > 0, got {beta!r}")
+    b = float(beta)
+    p, r = _unit_values(precision, "precision"), _unit_values(recall, "recall")
+    try:
+        p, r = np.broadcast_arrays(p, r)
+    except ValueError:
+        raise ShapeError(
+            f"precision has shape {p.shape} but recall has {r.shape}: they must broadcast"
+        ) from None
+    out = _ratio((1 + b * b) * p * r, b * b * p + r)
+    return float(out) if out.ndim == 0 else out
+
+
+def _unit_values(x: object, name: str) -> np.ndarray:
+    """x as a float64 array with every value finite and in [0, 1]."""
+    try:
+        arr = np.asarray(to_numpy(x), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: cannot be read as numbers ({exc})") from None
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr > 1):
+        raise DataError(f"{name}: values must be finite and in [0, 1]")
+    return arr
 
 
 def _fires(x: Acts, *, positive_only: bool) -> np.ndarray | sp.csc_array:

@@ -1,8 +1,10 @@
 """How well one SAE's decoder recovers the true feature directions (tasks 3.1, 3.2, 3.4).
 
-Every function takes a decoder (n_latents, d) (SAE ``W_dec`` rows) and true feature directions
+The functions take a decoder (n_latents, d) (SAE ``W_dec`` rows) and true feature directions
 (N, d) in the same space; NumPy arrays, nested lists or torch tensors. Similarities are absolute
 cosines |cos| (a latent may point either way); zero rows have cosine 0 with everything.
+Across seeds: :func:`decomposition_diversity` (plan DD: spread of the seeds' MCC to the truth,
+from :func:`per_seed_mcc`) and :func:`seed_disagreement` (1 - mean pairwise decoder MCC).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from featgeom.checks import as_matrix, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.metrics._common import (
     abs_cos,
+    matrices,
     positive_int,
     probability,
     row_blocks,
     same_dim,
+    vector,
 )
 
 ASSIGNMENTS = ("hungarian", "argmax")
@@ -94,15 +98,53 @@ def feature_assignment(
     return out
 
 
-def decomposition_diversity(decoders: Sequence[object]) -> float:
+def per_seed_mcc(decoders: Sequence[object], features: object) -> np.ndarray:
+    """MCC of each seed's decoder to the true features, (S,): [mcc(decoders[s], features)].
+
+    decoders: S >= 1 matrices (n_s, d) (n_s may differ); features (N, d). The input of
+    :func:`decomposition_diversity`.
+    """
+    feat = as_matrix(features, "features")
+    mats = matrices(decoders, "decoders", 1)
+    for s, m in enumerate(mats):
+        same_dim(m, feat, (f"decoders[{s}]", "features"))
+    return np.array([mcc(m, feat) for m in mats])
+
+
+def decomposition_diversity(seed_mcc: object, *, ddof: int = 1) -> float:
+    """DD (plan task 3.1): standard deviation over seeds of each SAE's MCC to the ground truth.
+
+    seed_mcc: (S,) MCC values in [0, 1] of S SAEs (one architecture, one world, different seeds)
+    against the true features, e.g. :func:`per_seed_mcc`. DD = sqrt(sum_s (m_s - mean)^2 /
+    (S - ddof)). ddof = 1 (default) is the sample standard deviation: the seeds are a sample
+    of training runs and the plan uses 3 seeds, where ddof = 0 would understate the spread by
+    a factor sqrt(2/3); needs S >= 2. ddof = 0 gives the population value (S >= 1). Range
+    [0, 0.5] for ddof = 0: 0 when every seed recovers the truth equally well. High DD: the
+    superposition admits several solutions that recover the truth to different degrees. The
+    variance across seeds of plan task 9.1 is DD ** 2. Two seeds with equal MCC but different
+    features have DD = 0; :func:`seed_disagreement` measures that instead.
+    """
+    if isinstance(ddof, bool) or ddof not in (0, 1):
+        raise ConfigError(f"ddof: expected 0 or 1, got {ddof!r}")
+    values = vector(seed_mcc, "seed_mcc")
+    if values.size < ddof + 1:
+        raise ShapeError(
+            f"seed_mcc: ddof={ddof} needs at least {ddof + 1} seeds, got {values.size}"
+        )
+    if np.any(values < 0) or np.any(values > 1):
+        raise DataError("seed_mcc: MCC values must be in [0, 1]")
+    return float(np.std(values, ddof=ddof))
+
+
+def seed_disagreement(decoders: Sequence[object]) -> float:
     """1 - mean over pairs s < t of mcc(decoders[s], decoders[t]), for SAEs of different seeds.
 
     decoders: at least two (n_s, d) matrices in one space (n_s may differ). Range [0, 1]: 0 when
     all seeds learn the same directions (up to order, sign, scale), larger when they disagree.
+    Needs no ground truth. (Called decomposition_diversity before the plan's definition, the
+    spread of MCC to the truth, took that name.)
     """
-    mats = [as_matrix(d, f"decoders[{s}]") for s, d in enumerate(decoders)]
-    if len(mats) < 2:
-        raise ShapeError(f"decoders: need at least 2 decoders to compare, got {len(mats)}")
+    mats = matrices(decoders, "decoders", 2)
     for s, m in enumerate(mats[1:], start=1):
         same_dim(mats[0], m, ("decoders[0]", f"decoders[{s}]"))
     scores = [mcc(x, y) for x, y in combinations(mats, 2)]

@@ -32,11 +32,12 @@ import scipy.sparse as sp
 
 from featgeom.errors import ConfigError, DataError
 from featgeom.real.config import RealConfig
+from featgeom.store import canonical_json
 
 EXPERIMENT = "real"
 GENERATOR = "featgeom.real.sweep/1"
 SEMANTIC_METRICS = ("svcca", "svcca_legacy", "rsa")  # legacy: the paper's top-1 numbers, to hold against theirs
-SWEPT = "layer_b"  # results rows: member_a / member_b name the layers, swept_value is B's layer
+ANALYSIS = "layers"  # results rows: member_a / member_b name the layers, condition_json has both layers
 
 
 @dataclass
@@ -272,7 +273,8 @@ def compare_layers(cfg: RealConfig, a: Side, b: Side, la: int, lb: int) -> list[
 
 def pair_context(cfg: RealConfig, a: Side, b: Side, la: int, lb: int) -> dict[str, Any]:
     """The condition columns of a layer pair's results rows (members '<model>:L<layer>')."""
-    return {"condition": f"{a.member(la)} vs {b.member(lb)}", "swept_variable": SWEPT, "swept_value": float(lb),
+    return {"analysis": ANALYSIS, "condition": f"{a.member(la)} vs {b.member(lb)}",
+            "condition_json": canonical_json({"layer_a": la, "layer_b": lb}),
             "member_a": a.member(la), "member_b": b.member(lb), "seed_a": cfg.seed, "seed_b": cfg.seed,
             "replicate": 0}
 

@@ -4,19 +4,21 @@ Shown for any run with comparisons of independent members (shared_fraction 0: mo
 share nothing, so every null hypothesis holds). For each null, pairing mode and similarity
 metric: the false-positive rate FPR = #{p <= alpha} / n over those comparisons with its exact
 (Clopper-Pearson) 95% binomial interval, a QQ plot of the p-values against the uniform
-distribution, and the power #{p <= alpha} / n at every swept condition.
+distribution, and the power #{p <= alpha} / n at every condition (grouped by ``condition_json``; the
+independent-members condition is the one whose 'shared_fraction' row is 0).
 """
 
 from __future__ import annotations
 
 import html
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from featgeom.report.html import figure_tag, html_table
+from featgeom.report.html import figure_block, html_table
 
 ALPHA = 0.05
 CALIBRATED = (0.03, 0.07)  # the band a calibrated test's FPR at alpha = 0.05 must fall in
@@ -26,18 +28,27 @@ NULL_LABELS = {
 }
 
 
-def p_values(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[float, np.ndarray]]:
-    """(null, pairing, metric) -> swept value -> p-values of every comparison there."""
-    out: dict[tuple[str, str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+def p_values(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, np.ndarray]]:
+    """(null, pairing, metric) -> condition (its condition_json) -> p-values of every comparison there."""
+    out: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["null_kind"] and r["p_value"] is not None:
-            out[r["null_kind"], r["pairing"], r["metric"]][r["swept_value"]].append(r["p_value"])
-    return {k: {v: np.asarray(p) for v, p in cells.items()} for k, cells in out.items()}
+            out[r["null_kind"], r["pairing"], r["metric"]][r["condition_json"]].append(r["p_value"])
+    return {k: {c: np.asarray(p) for c, p in cells.items()} for k, cells in out.items()}
 
 
-def independent_values(rows: list[dict[str, Any]]) -> list[float]:
-    """Swept values whose comparisons are between members that share no feature."""
-    return sorted({r["swept_value"] for r in rows if r["metric"] == "shared_fraction" and r["value"] == 0})
+def independent_conditions(rows: list[dict[str, Any]]) -> list[str]:
+    """Conditions (condition_json) whose comparisons are between members that share no feature
+    (a 'shared_fraction' row of 0 there), in the rows' order."""
+    return list(dict.fromkeys(r["condition_json"] for r in rows if r["metric"] == "shared_fraction" and r["value"] == 0))
+
+
+def condition_labels(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """condition_json -> its label (the rows' 'condition'; the JSON itself where that is empty)."""
+    labels: dict[str, str] = {}
+    for r in rows:
+        labels.setdefault(r["condition_json"], r["condition"] or r["condition_json"])
+    return labels
 
 
 def binomial_interval(k: int, n: int) -> tuple[float, float]:
@@ -48,11 +59,11 @@ def binomial_interval(k: int, n: int) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
-def calibration_rows(pvals: dict[tuple[str, str, str], dict[float, np.ndarray]], value: float) -> list[list[Any]]:
-    """Table rows (null, pairing, metric, n, FPR, 95% interval, within band) at swept ``value``."""
+def calibration_rows(pvals: dict[tuple[str, str, str], dict[str, np.ndarray]], condition: str) -> list[list[Any]]:
+    """Table rows (null, pairing, metric, n, FPR, 95% interval, within band) at ``condition`` (its condition_json)."""
     rows = []
     for (null, pairing, metric), cells in sorted(pvals.items()):
-        p = cells.get(value)
+        p = cells.get(condition)
         if p is None or p.size == 0:
             continue
         k = int(np.count_nonzero(p <= ALPHA))
@@ -77,24 +88,40 @@ def calibration_findings(rows: list[list[Any]]) -> list[str]:
 
 
 def calibration_section(out: Path, stem: str, rows: list[dict[str, Any]], label: str) -> str:
-    """HTML of the calibration part (empty when the run has no independent members)."""
-    independent = independent_values(rows)
+    """HTML of the calibration part (empty when the rows have no independent members); ``label``:
+    the power figure's x-axis title when the conditions differ in one numeric axis."""
+    independent = independent_conditions(rows)
     pvals = p_values(rows)
     if not independent or not pvals:
         return ""
-    value = independent[0]
-    table = calibration_rows(pvals, value)
+    condition = independent[0]
+    labels = condition_labels(rows)
+    table = calibration_rows(pvals, condition)
     items = "".join(f"<li>{html.escape(s)}</li>" for s in calibration_findings(table))
-    figures = [_qq_figure(out, stem, pvals, value), _power_figure(out, stem, pvals, label)]
+    figures = [_qq_figure(out, stem, pvals, condition), _power_figure(out, stem, pvals, labels, label)]
     return (f"<h3>Null calibration and power</h3><p>Comparisons of members that share no feature "
-            f"(swept value {value:g}) hold every null hypothesis, so a calibrated test gives p ≤ {ALPHA} in "
-            f"about {ALPHA:.0%} of them. Interval: exact binomial 95%.</p><ul class='findings'>{items}</ul>"
+            f"(condition {html.escape(labels[condition])}) hold every null hypothesis, so a calibrated test gives "
+            f"p ≤ {ALPHA} in about {ALPHA:.0%} of them. Interval: exact binomial 95%.</p>"
+            f"<ul class='findings'>{items}</ul>"
             + "".join(figures)
             + html_table(["null", "pairing", "metric", "comparisons", f"FPR (p ≤ {ALPHA})", "95% interval",
                           f"in [{CALIBRATED[0]}, {CALIBRATED[1]}]"], table))
 
 
-def _panels(pvals: dict[tuple[str, str, str], dict[float, np.ndarray]]) -> tuple[list[tuple[str, str]], int]:
+def power_positions(conditions: list[str]) -> tuple[list[float], list[str] | None]:
+    """x of each condition in the power figure: the value of the one numeric axis the conditions
+    differ in (ticks None), else 0, 1, ... in the given order (ticks: the labels are needed)."""
+    parsed = [json.loads(c) if c else {} for c in conditions]
+    keys = {k for p in parsed for k in p}
+    varying = [k for k in sorted(keys) if len({json.dumps(p.get(k)) for p in parsed}) > 1]
+    if len(varying) == 1:
+        values = [p.get(varying[0]) for p in parsed]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return [float(v) for v in values], None
+    return [float(i) for i in range(len(conditions))], conditions
+
+
+def _panels(pvals: dict[tuple[str, str, str], dict[str, np.ndarray]]) -> tuple[list[tuple[str, str]], int]:
     """(null, metric) panels, a row per metric and a column per null; and the column count."""
     nulls = sorted({null for null, _, _ in pvals})
     metrics = sorted({metric for _, _, metric in pvals})
@@ -115,24 +142,23 @@ def _grid(n_panels: int, cols: int) -> tuple[Any, Any]:
 
 
 def _save(fig: Any, out: Path, stem: str, kind: str) -> str:
+    """The figure embedded, also written as OUT/STEM-KIND.png and .svg; closes it."""
     import matplotlib.pyplot as plt
 
-    path = out / f"{stem}-{kind}"
-    tag = figure_tag(fig, f"{stem}: {kind}", save_as=path.with_suffix(".png"))
-    fig.savefig(path.with_suffix(".svg"))
+    tag = figure_block(fig, out / f"{stem}-{kind}", f"{stem}: {kind}")
     plt.close(fig)
     return tag
 
 
-def _qq_figure(out: Path, stem: str, pvals: dict[tuple[str, str, str], dict[float, np.ndarray]], value: float) -> str:
+def _qq_figure(out: Path, stem: str, pvals: dict[tuple[str, str, str], dict[str, np.ndarray]], condition: str) -> str:
     """Sorted p-values against uniform quantiles i / (n + 1), a panel per (null, metric)."""
     panels, cols = _panels(pvals)
     fig, axes = _grid(len(panels), cols)
     for ax, (null, metric) in zip(axes, panels):
         for (n_, pairing, m_), cells in sorted(pvals.items()):
-            if (n_, m_) != (null, metric) or value not in cells:
+            if (n_, m_) != (null, metric) or condition not in cells:
                 continue
-            p = np.sort(cells[value])
+            p = np.sort(cells[condition])
             ax.plot(np.arange(1, p.size + 1) / (p.size + 1), p, lw=1, label=pairing)
         ax.plot([0, 1], [0, 1], color="0.4", ls="--", lw=0.8)
         ax.set_title(f"{metric}: {null} null", fontsize=9)
@@ -146,21 +172,28 @@ def _qq_figure(out: Path, stem: str, pvals: dict[tuple[str, str, str], dict[floa
     return _save(fig, out, stem, "null-qq")
 
 
-def _power_figure(out: Path, stem: str, pvals: dict[tuple[str, str, str], dict[float, np.ndarray]],
-                  label: str) -> str:
-    """Share of comparisons with p <= alpha at every swept value, a panel per (null, metric)."""
+def _power_figure(out: Path, stem: str, pvals: dict[tuple[str, str, str], dict[str, np.ndarray]],
+                  labels: dict[str, str], label: str) -> str:
+    """Share of comparisons with p <= alpha at every condition, a panel per (null, metric): against
+    the one numeric axis the conditions differ in, else one tick per condition label."""
     panels, cols = _panels(pvals)
     fig, axes = _grid(len(panels), cols)
+    order = [c for c in labels if any(c in cells for cells in pvals.values())]
+    x, ticks = power_positions(order)
+    position = dict(zip(order, x))
     for ax, (null, metric) in zip(axes, panels):
         for (n_, pairing, m_), cells in sorted(pvals.items()):
             if (n_, m_) != (null, metric):
                 continue
-            x = sorted(cells)
-            ax.plot(x, [np.mean(cells[v] <= ALPHA) for v in x], marker="o", ms=3, label=pairing)
+            found = sorted(cells, key=position.__getitem__)
+            ax.plot([position[c] for c in found], [np.mean(cells[c] <= ALPHA) for c in found], marker="o", ms=3,
+                    label=pairing)
         ax.axhline(ALPHA, color="0.4", ls="--", lw=0.8)
         ax.set_ylim(-0.02, 1.02)
+        if ticks is not None:
+            ax.set_xticks(x, [labels[c] for c in ticks], rotation=30, ha="right")
         ax.set_title(f"{metric}: {null} null", fontsize=9)
-        ax.set_xlabel(label, fontsize=8)
+        ax.set_xlabel(label if ticks is None else "condition", fontsize=8)
         ax.set_ylabel(f"share with p ≤ {ALPHA}", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)

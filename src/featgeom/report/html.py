@@ -20,6 +20,9 @@ td:first-child,th:first-child{text-align:left}
 img{max-width:100%}
 .findings li{margin:0.3em 0}
 pre{background:#f7f7f7;padding:0.8em;overflow-x:auto;font-size:0.85em}
+.scroll{overflow-x:auto}
+figure{margin:1em 0}
+figcaption{font-size:0.85em;color:#555;margin-top:0.3em}
 """
 
 
@@ -41,6 +44,15 @@ def figure_tag(fig: Any, alt: str, save_as: Path | None = None) -> str:
         save_as.write_bytes(buf.getvalue())
     data = base64.b64encode(buf.getvalue()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def figure_block(fig: Any, path: Path, alt: str, caption: str = "") -> str:
+    """A <figure>: the matplotlib figure embedded as by :func:`figure_tag`, with ``caption`` below;
+    also saved as ``path`` + '.png' and + '.svg' (``path`` is a stem: dots in it are kept)."""
+    tag = figure_tag(fig, alt, save_as=path.with_name(f"{path.name}.png"))
+    fig.savefig(path.with_name(f"{path.name}.svg"))
+    text = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return f"<figure>{tag}{text}</figure>"
 
 
 def write_html(path: Path, title: str, body: str) -> Path:

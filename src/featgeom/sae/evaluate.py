@@ -8,7 +8,8 @@ z = encode(x) (n, W), reconstructions x̂ = decode(z) and decoder rows D (W, d):
 - shrinkage = mean over |x_s| > 1e-6 of |x̂_s| / |x_s|
 - mcc = mean |cos| over the optimal one-to-one matching of D and the true directions F (Hungarian)
 - uniqueness = #distinct argmax_i |cos(D_j, F_i)| / W
-- precision / recall / f1 / accuracy: each latent j as a detector of its best-matching feature
+- precision / recall / f1 (and f0_5, f2: F_beta, :func:`f_beta`) / accuracy: each latent j as a
+  detector of its best-matching feature
   (fires: z_sj != 0 vs a_s,best(j) > 0), averaged over latents (0 where undefined)
 
 These are the definitions of SAELens's ``eval_sae_on_synthetic_data`` (a test checks agreement).
@@ -135,12 +136,14 @@ def _finish(c: _Counts, cos: torch.Tensor) -> dict[str, float]:
         raise DataError("evaluate: no samples in the batches")
     precision = _ratio(c.tp, c.tp + c.fp)
     recall = _ratio(c.tp, c.tp + c.fn)
-    f1 = _ratio(2 * precision * recall, precision + recall)
+    f1 = f_beta(precision, recall, 1.0)
     accuracy = (c.n - c.fp - c.fn) / max(c.n, 1)
     recon = _reconstruction_metrics(c)
     return {
         "mcc": mcc(cos),
         "f1": float(f1.mean()),
+        "f0_5": float(f_beta(precision, recall, 0.5).mean()),
+        "f2": float(f_beta(precision, recall, 2.0).mean()),
         "precision": float(precision.mean()),
         "recall": float(recall.mean()),
         "accuracy": float(accuracy.mean()),
@@ -153,6 +156,13 @@ def _finish(c: _Counts, cos: torch.Tensor) -> dict[str, float]:
         "uniqueness": len(np.unique(cos.argmax(dim=1).numpy())) / c.width,
         "num_samples": c.n,
     }
+
+
+def f_beta(precision: torch.Tensor, recall: torch.Tensor, beta: float) -> torch.Tensor:
+    """Per-latent F_beta = (1 + beta^2) P R / (beta^2 P + R) (0 where P = R = 0); beta 1 is F1,
+    0.5 weighs precision more, 2 recall more (task 5.1)."""
+    b2 = beta * beta
+    return _ratio((1 + b2) * precision * recall, b2 * precision + recall)
 
 
 def _total_variance(c: _Counts) -> float:

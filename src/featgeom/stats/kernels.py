@@ -1,4 +1,11 @@
-"""Metric registry and vectorised permutation kernels for :mod:`featgeom.stats`.
+"""Named metrics and vectorised permutation kernels for :mod:`featgeom.stats`.
+
+The named metrics are the similarity registry's (:data:`featgeom.similarity.registry.SIMILARITY`):
+METRIC_NAMES lists them in registry order, SPECTRAL those with the registry's ``spectral`` flag, and
+a name's function, default keyword arguments and fewest paired rows (``pairs_needed``; fewer is a
+DataError naming the metric) are read from its entry. The spectral ones share the fast path below,
+RSA has its own kernel, and every other name (debiased_cka, mutual_knn, anything registered later)
+and every callable is called once per permutation (the loop path, always NumPy, float64).
 
 A shuffle kernel prepares one or more metrics once for fixed x and y, then scores batches of row
 permutations: ``values(perms, dtype)[m, j] == metrics[m](x, y[perms[j]])``. Row permutations keep
@@ -52,8 +59,8 @@ import numpy as np
 from scipy.spatial.distance import squareform
 
 from featgeom.errors import ConfigError, DataError
-from featgeom.similarity import linear_cka, procrustes, rsa, svcca
 from featgeom.similarity.base import blas_single_thread, principal_coords
+from featgeom.similarity.registry import SIMILARITY, SimilarityMetric
 from featgeom.similarity.rsa import rdm_vectors
 from featgeom.similarity.svcca import kept_directions, svcca_checked_k
 
@@ -64,7 +71,10 @@ Array = Any  # np.ndarray on the NumPy path, torch.Tensor on the torch path
 # entry of a permuted (n, n) Gram matrix costs roughly as much as this many BLAS multiply-adds
 # (measured crossover 50-250 on a 2-core CPU, lower once the Gram matrices leave the cache).
 _GATHER_COST = 64
-SPECTRAL = ("svcca", "svcca_legacy", "cka", "procrustes")
+# The named metrics are the similarity registry's (featgeom.similarity.registry.SIMILARITY, in its
+# order); SPECTRAL: those read off the shared cross product (the registry's spectral flag).
+METRIC_NAMES = tuple(SIMILARITY)
+SPECTRAL = tuple(name for name, entry in SIMILARITY.items() if entry.spectral)
 _PARALLEL_SCRATCH_BYTES = 128 * 2**20  # per-worker scratch above which RSA/CKA gathers run serially
 _PARALLEL_MIN_SIZE = 64 * 64  # matrices smaller than this get their singular values in one call
 
@@ -85,27 +95,49 @@ class ShuffleKernel:
     values: Callable[[np.ndarray, type], np.ndarray]
 
 
-def _svcca_legacy(x: object, y: object) -> float:
-    """SVCCA as the universality paper's code computed it: |corr(PC1_x, PC1_y)|."""
-    return svcca(x, y, legacy_top1=True)
+class _RegistryFunctions(Mapping[str, Metric]):
+    """Read-only view name -> function of the similarity registry (live: later registrations show)."""
+
+    def __getitem__(self, name: str) -> Metric:
+        return SIMILARITY[name].function
+
+    def __iter__(self) -> Any:
+        return iter(SIMILARITY)
+
+    def __len__(self) -> int:
+        return len(SIMILARITY)
 
 
-_FUNCTIONS: dict[str, Metric] = {
-    "svcca": svcca,
-    "svcca_legacy": _svcca_legacy,
-    "rsa": rsa,
-    "cka": linear_cka,
-    "procrustes": procrustes,
-}
-METRIC_NAMES = tuple(_FUNCTIONS)
+_FUNCTIONS: Mapping[str, Metric] = _RegistryFunctions()
+
+
+def metric_names() -> tuple[str, ...]:
+    """The names of the similarity registry now (METRIC_NAMES plus any registered since import)."""
+    return tuple(SIMILARITY)
 
 
 def metric_function(metric: str | Metric, metric_kwargs: Mapping[str, Any]) -> Metric:
-    """Return ``metric`` (a name in METRIC_NAMES or a callable) with ``metric_kwargs`` bound."""
-    func = _named(metric) if isinstance(metric, str) else metric
+    """Return ``metric`` (a registered name or a callable) with ``metric_kwargs`` bound.
+
+    A name's registry defaults (SimilarityMetric.defaults) are bound first, ``metric_kwargs`` over them.
+    """
+    if isinstance(metric, str):
+        entry = _named(metric)
+        func, kwargs = entry.function, {**entry.defaults, **metric_kwargs}
+    else:
+        func, kwargs = metric, metric_kwargs
     if not callable(func):
         raise ConfigError(f"metric: expected a name or a callable, got {type(metric).__name__}")
-    return partial(func, **_checked_kwargs(func, metric, metric_kwargs))
+    return partial(func, **_checked_kwargs(func, metric, kwargs))
+
+
+def check_pairs(metric: str | Metric, kwargs: Mapping[str, Any], n_pairs: int) -> None:
+    """DataError naming the metric when a registered metric needs more than ``n_pairs`` paired rows
+    (SimilarityMetric.pairs_needed with these kwargs); callables check their own inputs."""
+    if isinstance(metric, str) and metric in SIMILARITY:
+        needed = SIMILARITY[metric].pairs_needed(kwargs)
+        if n_pairs < needed:
+            raise DataError(f"metric {metric}: needs at least {needed} paired rows, got {n_pairs}")
 
 
 def shuffle_kernels(
@@ -114,12 +146,16 @@ def shuffle_kernels(
     """Kernels scoring row permutations of ``y`` against fixed ``x`` for each (metric, kwargs).
 
     The named spectral metrics (SPECTRAL) share one kernel and so one cross product per
-    permutation; rsa and each callable get their own kernel. Metric order is kept within kernels.
+    permutation; rsa, each other named metric and each callable get their own kernel (the other
+    names and the callables: the loop path). Metric order is kept within kernels. DataError naming
+    the metric when x has fewer rows than a named metric needs (SimilarityMetric.pairs_needed).
     ``device``: None for the NumPy path, else the torch device the named metrics run on
     (ConfigError naming ``device`` for a bad one); callables always run in NumPy.
     """
     xp = array_ops(device)
     funcs = [metric_function(metric, kwargs) for metric, kwargs in requests]
+    for (metric, _), func in zip(requests, funcs):
+        check_pairs(metric, func.keywords, x.shape[0])
     spectral = [(m, f.keywords) for (m, _), f in zip(requests, funcs) if _is_spectral(m)]
     kernels = [_spectral_kernel(x, y, spectral, xp)] if spectral else []
     for (metric, _), func in zip(requests, funcs):
@@ -244,7 +280,8 @@ def _checked_kwargs(
 
 
 def _loop_kernel(func: Metric, label: Metric, x: np.ndarray, y: np.ndarray) -> ShuffleKernel:
-    """Fallback for callables: call the metric once per permutation (always in float64)."""
+    """Callables and the non-spectral names other than RSA: call the metric once per permutation
+    (always NumPy, float64)."""
 
     def values(perms: np.ndarray, dtype: type) -> np.ndarray:
         return np.array([[as_score(func(x, y[p]), label) for p in perms]])
@@ -496,8 +533,8 @@ class _NumpyOps:
 _NUMPY: ArrayOps = _NumpyOps()
 
 
-def _named(name: str) -> Metric:
-    """The metric function for a metric name; ConfigError if unknown."""
-    if name not in _FUNCTIONS:
-        raise ConfigError(f"metric: unknown name {name!r} (allowed: {', '.join(METRIC_NAMES)})")
-    return _FUNCTIONS[name]
+def _named(name: str) -> SimilarityMetric:
+    """The registry entry of a metric name; ConfigError if unknown."""
+    if name not in SIMILARITY:
+        raise ConfigError(f"metric: unknown name {name!r} (allowed: {', '.join(SIMILARITY)})")
+    return SIMILARITY[name]

@@ -64,7 +64,7 @@ from featgeom.errors import ConfigError, DataError, FeatgeomError, ShapeError
 from featgeom.match import MODES, CorrelationResult, Pairing, PermutedCorrelation, pair
 from featgeom.match._validate import bool_mask
 from featgeom.similarity.base import is_integer
-from featgeom.stats.kernels import METRIC_NAMES, metric_label, paired_scores
+from featgeom.stats.kernels import METRIC_NAMES, metric_label, metric_names, paired_scores
 from featgeom.stats.null import NullTestResult, check_permutations, summarize_null
 
 REPAIR_KINDS = ("permute", "subset")
@@ -141,8 +141,9 @@ def repair_tests(
 
     acts_a (n, n_a), acts_b (n, n_b): latent activations of the two SAEs on the same n samples
     (dense or scipy.sparse); dec_a (n_a, d_a), dec_b (n_b, d_b): their decoder rows. procedure:
-    how latents are paired (default: many_to_one on the full matrix). metrics: names from
-    featgeom.stats.METRIC_NAMES, with ``metric_kwargs[name]`` passed on (e.g. RSA's max_items).
+    how latents are paired (default: many_to_one on the full matrix). metrics: names of the
+    similarity registry (featgeom.similarity.SIMILARITY; default featgeom.stats.METRIC_NAMES, all of
+    them), with ``metric_kwargs[name]`` passed on (e.g. RSA's max_items).
 
     kind="permute": null draw j scores the procedure on acts_b with its samples permuted by
     ``rng.permutation`` (rng = numpy.random.default_rng(seed)); with ``block_size`` b > 1 the
@@ -159,8 +160,9 @@ def repair_tests(
     Errors (one featgeom error each): ConfigError for bad options (n_perm below 19, or too many
     for the null scores to fit 2 GiB); ShapeError for mismatched shapes or masks, or fewer than
     featgeom.match.MIN_SAMPLES (100) samples; DataError when the samples (or blocks) have fewer
-    distinct permutations than n_perm needs, or a null draw leaves fewer than 3 pairs (e.g.
-    min_corr too high).
+    distinct permutations than n_perm needs, or a pairing (observed or of a null draw) has
+    fewer than 3 pairs (e.g. min_corr too high) or fewer than a metric needs (mutual_knn: k + 2),
+    naming the draw, the pairing and the metric.
 
     device: None (NumPy / SciPy) or a torch device for the correlations and scores (module
     docstring); ConfigError naming ``device`` for an unknown or absent device, checked before any
@@ -221,10 +223,11 @@ def _checked_metrics(
 ) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Distinct named metrics and their kwargs; ConfigError otherwise."""
     names = [metrics] if isinstance(metrics, str) else list(metrics)
-    unknown = [m for m in names if not isinstance(m, str) or m not in METRIC_NAMES]
+    registered = metric_names()  # the similarity registry now, metrics registered after import included
+    unknown = [m for m in names if not isinstance(m, str) or m not in registered]
     if not names or unknown or len(set(names)) < len(names):
         shown = [metric_label(m) for m in names]
-        raise ConfigError(f"metrics: need distinct names from {', '.join(METRIC_NAMES)}, got {shown}")
+        raise ConfigError(f"metrics: need distinct names from {', '.join(registered)}, got {shown}")
     kwargs = {k: dict(v) for k, v in (metric_kwargs or {}).items()}
     if not set(kwargs) <= set(names):
         raise ConfigError(f"metric_kwargs: for metrics not listed: {sorted(set(kwargs) - set(names))}")

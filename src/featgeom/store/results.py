@@ -10,12 +10,16 @@ Schema (``SCHEMA``; documented in docs/experiments.md):
   killed session counts up to its last stored job.
 * ``jobs``: one row per finished job (``train:<member>:s<seed>`` or ``compare:<condition>:s<seed_a>-s<seed_b>``)
   with its seconds and a JSON detail (e.g. the SAE's path and metrics).
-* ``results``: one row per value: experiment, condition, swept variable and value, the two members
-  and SAE seeds, the replicate (independent family draw, 0 when there is one), pairing mode (''
-  for values that do not depend on one), metric, value, p-value, null mean and std (NULL where no
-  null applies), the null that produced them (``null_kind``: 'repair' or 'shuffle'; '' for values
-  without one; a similarity tested with two nulls has one row per null), a note (why a value is
-  NULL), versions and config hash.  The primary key makes a value impossible to store twice.
+* ``results``: one typed measurement per row (:data:`RESULT_COLUMNS`): experiment, the analysis
+  that measured it (e.g. 'recovery', 'cross_member', 'sae_pairs', 'layers'), the condition as
+  its axis values (``condition_json``: canonical JSON object axis -> value, a 2-list
+  [value_a, value_b] for the axis two compared SAEs differ in; ``condition``: the same as a
+  label), the two members and SAE seeds (equal for one-SAE analyses), the replicate (independent
+  family draw, 0 when there is one), pairing mode ('' for values that do not depend on one),
+  metric, value, p-value, null mean and std (NULL where no null applies), the null that produced
+  them (``null_kind``: 'repair' or 'shuffle'; '' for values without one; a similarity tested with
+  two nulls has one row per null), a note (why a value is NULL), versions and config hash.  The
+  primary key makes a value impossible to store twice.
 
 A job's rows and its ``jobs`` row are written in one transaction, so a run killed at any moment
 has either all of a job's rows or none, and a resumed run skips exactly the jobs already stored.
@@ -46,17 +50,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     config_hash TEXT NOT NULL, job TEXT NOT NULL, kind TEXT NOT NULL, seconds REAL NOT NULL,
     finished_at TEXT NOT NULL, detail_json TEXT NOT NULL, PRIMARY KEY (config_hash, job));
 CREATE TABLE IF NOT EXISTS results (
-    experiment TEXT NOT NULL, config_hash TEXT NOT NULL, condition TEXT NOT NULL,
-    swept_variable TEXT NOT NULL, swept_value REAL NOT NULL,
+    experiment TEXT NOT NULL, config_hash TEXT NOT NULL, analysis TEXT NOT NULL, condition TEXT NOT NULL,
+    condition_json TEXT NOT NULL,
     member_a TEXT NOT NULL, member_b TEXT NOT NULL, seed_a INTEGER NOT NULL, seed_b INTEGER NOT NULL,
     replicate INTEGER NOT NULL DEFAULT 0,
     pairing TEXT NOT NULL, metric TEXT NOT NULL, value REAL, p_value REAL, null_mean REAL, null_std REAL,
     null_kind TEXT NOT NULL DEFAULT '',
     note TEXT NOT NULL DEFAULT '', featgeom_version TEXT NOT NULL, sae_lens_version TEXT NOT NULL,
-    PRIMARY KEY (config_hash, condition, replicate, seed_a, seed_b, pairing, metric, null_kind));
+    PRIMARY KEY (config_hash, analysis, condition_json, replicate, member_a, member_b, seed_a, seed_b, pairing,
+                 metric, null_kind));
 """
 DEFAULTS = {"note": "", "null_kind": "", "replicate": 0}  # columns a result row may leave out
-RESULT_COLUMNS = ("experiment", "config_hash", "condition", "swept_variable", "swept_value", "member_a", "member_b",
+RESULT_COLUMNS = ("experiment", "config_hash", "analysis", "condition", "condition_json", "member_a", "member_b",
                   "seed_a", "seed_b", "replicate", "pairing", "metric", "value", "p_value", "null_mean", "null_std",
                   "null_kind", "note", "featgeom_version", "sae_lens_version")
 
@@ -148,7 +153,8 @@ class ResultsDB:
     def results(self, config_hash: str | None = None) -> list[dict[str, Any]]:
         """Result rows (of one run, or all), in a stable order."""
         query = "SELECT * FROM results" + (" WHERE config_hash = ?" if config_hash else "")
-        query += " ORDER BY experiment, swept_value, condition, replicate, seed_a, seed_b, pairing, metric, null_kind"
+        query += (" ORDER BY experiment, analysis, condition_json, replicate, member_a, member_b, seed_a, seed_b, "
+                  "pairing, metric, null_kind")
         with closing(self._connect()) as con:
             rows = con.execute(query, (config_hash,) if config_hash else ()).fetchall()
         return [dict(r) for r in rows]
@@ -161,6 +167,29 @@ class ResultsDB:
             writer = csv.DictWriter(fh, fieldnames=list(RESULT_COLUMNS))
             writer.writeheader()
             writer.writerows(self.results(config_hash))
+        tmp.replace(path)
+        return path
+
+    def export_parquet(self, path: str | Path, config_hash: str | None = None) -> Path:
+        """Write the result rows as a Parquet file (columns RESULT_COLUMNS, typed: value, p_value,
+        null_mean, null_std float64 with nulls; seeds and replicate int64); return the path.
+        Needs pyarrow (``pip install 'featgeom[parquet]'``; ConfigError otherwise)."""
+        from featgeom.errors import ConfigError
+
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ConfigError("format: Parquet export needs pyarrow (pip install 'featgeom[parquet]')") from None
+        types = {c: pa.string() for c in RESULT_COLUMNS}
+        types.update({c: pa.int64() for c in ("seed_a", "seed_b", "replicate")})
+        types.update({c: pa.float64() for c in ("value", "p_value", "null_mean", "null_std")})
+        schema = pa.schema([(c, types[c]) for c in RESULT_COLUMNS])
+        table = pa.Table.from_pylist([{c: r[c] for c in RESULT_COLUMNS} for r in self.results(config_hash)],
+                                     schema=schema)
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        pq.write_table(table, tmp)
         tmp.replace(path)
         return path
 

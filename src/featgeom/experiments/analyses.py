@@ -1,0 +1,194 @@
+"""The registry of analyses an experiment runs at each grid point (``analyses:`` in its YAML).
+
+An :class:`Analysis` measures one SAE (``unit='sae'``) or two (``unit='pair'``) and returns
+values (:data:`featgeom.compare.Value` tuples, or a mapping metric -> number). Pair analyses
+say which SAEs meet (``pairs``): ``'members'``, the base's SAE against the grid point's variant's
+SAE (the paper's question: do SAEs of two models agree?), or ``'within'``, two SAEs of the same
+member that differ in one axis or in their seed (the floor any cross-model number must beat).
+
+Built in:
+
+* ``recovery`` (sae): the SAE against its member's ground truth on held-out samples (evaluation
+  salt): MCC, F1, precision, recall, explained variance, L0, true L0, dead fraction, shrinkage,
+  uniqueness (:func:`featgeom.sae.evaluate`), and the member's rho_mm; objectives
+  (explained_variance, mcc) for the Pareto figure.
+* ``cross_member`` (pair, members): :func:`featgeom.compare.compare` with ground truth, plus the
+  members' rho_mm and shared fraction.
+* ``sae_pairs`` (pair, within): the same comparison between two SAEs of one member, plus their
+  architecture agreement, complementary coverage and ensemble gain (:func:`coverage_values`).
+
+:func:`register_analysis` adds one from Python; its function must be importable by the worker
+processes (defined at module level), since jobs carry it by reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from featgeom.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AnalysisInput:
+    """What an analysis gets: the family, the members and trained SAEs (``sae_b`` None for a
+    one-SAE analysis; :class:`~featgeom.sae.artifact.TrainedSAE`), the comparison settings
+    (samples, n_perm, modes, nulls, metrics, sample_seed) and the device."""
+
+    family: Any
+    member_a: str
+    member_b: str
+    sae_a: Any
+    sae_b: Any
+    seed_a: int
+    seed_b: int
+    samples: int
+    sample_seed: int
+    n_perm: int
+    modes: tuple[str, ...]
+    nulls: tuple[str, ...]
+    metrics: tuple[str, ...] | None
+    device: str = "cpu"
+
+
+Result = list[tuple[str, str, float | None, float | None, float | None, float | None, str, str]] | Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A registered analysis: name, ``unit`` ('sae' or 'pair'), which SAEs a pair analysis meets
+    (``pairs``: 'members' or 'within'; '' for 'sae'), ``run(AnalysisInput) -> values``, a one-line
+    description, and ``objectives`` (metrics the report draws a Pareto front of, all maximised)."""
+
+    name: str
+    unit: str
+    run: Callable[[AnalysisInput], Result]
+    description: str
+    pairs: str = ""
+    objectives: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("sae", "pair"):
+            raise ConfigError(f"analysis {self.name}: unit must be 'sae' or 'pair', got {self.unit!r}")
+        if (self.unit == "pair") != (self.pairs in ("members", "within")):
+            raise ConfigError(f"analysis {self.name}: pairs must be 'members' or 'within' for a pair analysis "
+                              f"and '' for an SAE analysis, got {self.pairs!r}")
+
+
+ANALYSES: dict[str, Analysis] = {}
+
+
+def register_analysis(analysis: Analysis) -> Analysis:
+    """Add ``analysis`` to the registry (ConfigError when the name is taken); returns it."""
+    if analysis.name in ANALYSES:
+        raise ConfigError(f"analysis: {analysis.name!r} is already registered")
+    ANALYSES[analysis.name] = analysis
+    return analysis
+
+
+def values_of(result: Result) -> list[tuple[str, str, float | None, float | None, float | None, float | None, str, str]]:
+    """An analysis's result as Value tuples (a mapping metric -> number becomes one row each,
+    pairing '' and no null); ConfigError on anything else."""
+    if isinstance(result, Mapping):
+        return [("", str(k), None if v is None else float(v), None, None, None, "", "") for k, v in result.items()]
+    if isinstance(result, list) and all(isinstance(v, tuple) and len(v) == 8 for v in result):
+        return result
+    raise ConfigError(f"analysis result: expected a mapping metric -> number or a list of 8-tuples, "
+                      f"got {type(result).__name__}")
+
+
+RECOVERY_KEYS = ("mcc", "f1", "f0_5", "f2", "precision", "recall", "explained_variance", "l0", "true_l0", "dead_fraction",
+                 "shrinkage", "uniqueness")
+
+
+def recovery(inp: AnalysisInput) -> Result:
+    """The SAE's held-out evaluation against its member's true features (computed once, when it
+    was trained, on samples of the evaluation salt; stored with the SAE), and the member's
+    measured rho_mm (what a world axis such as hidden_dim moves) and ``mcc_chance``, the MCC of a
+    random decoder of the same shape (:func:`chance_mcc`): in fewer dimensions random directions
+    are closer to the features, so MCC's chance level rises with rho_mm."""
+    metrics = inp.sae_a.metrics
+    member = inp.family.member(inp.member_a)
+    width = inp.sae_a.sae.W_dec.shape[0]
+    return {**{key: metrics[key] for key in RECOVERY_KEYS if key in metrics}, "rho_mm": member.rho_mm,
+            "mcc_chance": chance_mcc(width, member.feature_vectors, inp.seed_a)}
+
+
+def chance_mcc(width: int, features: Any, seed: int) -> float:
+    """MCC (:func:`featgeom.metrics.mcc`) of ``width`` random Gaussian directions (seeded by
+    ``seed``) against the true features (N, d): what an SAE that learned nothing scores."""
+    import numpy as np
+
+    from featgeom.metrics import mcc
+
+    rng = np.random.default_rng(seed)
+    return mcc(rng.standard_normal((width, np.asarray(features).shape[1])), features)
+
+
+def compare_pair(inp: AnalysisInput) -> Result:
+    """``compare`` of the two SAEs on shared inputs of their members, with ground truth; plus both
+    members' rho_mm and the fraction of B's features shared with A."""
+    from featgeom.compare import GroundTruth, compare, result_values
+    from featgeom.device import compute_device
+
+    family = inp.family
+    members = list(dict.fromkeys([inp.member_a, inp.member_b]))
+    batch = family.sample(inp.samples, seed=inp.sample_seed, with_features=True, members=members)
+    options = {} if inp.metrics is None else {"metrics": inp.metrics}
+    result = compare(inp.sae_a.sae, inp.sae_b.sae, batch.hidden[inp.member_a], batch.hidden[inp.member_b],
+                     modes=inp.modes, n_perm=inp.n_perm, seed=inp.seed_a, nulls=inp.nulls,
+                     device=compute_device(inp.device, "device"),
+                     ground_truth=GroundTruth.from_family(family, inp.member_a, inp.member_b, batch.features),
+                     **options)
+    values = result_values(result.to_dict())
+    shared = shared_fraction(family, inp.member_a, inp.member_b)
+    values += [("", "rho_mm_a", family.member(inp.member_a).rho_mm, None, None, None, "", ""),
+               ("", "rho_mm_b", family.member(inp.member_b).rho_mm, None, None, None, "", ""),
+               ("", "shared_fraction", shared, None, None, None, "", "")]
+    if inp.member_a == inp.member_b:
+        values += coverage_values(inp)
+    return values
+
+
+def coverage_values(inp: AnalysisInput) -> list[tuple[str, str, float | None, float | None, float | None, float | None, str, str]]:
+    """Two SAEs of one member against its true features (plan task 2.1; a feature counts as
+    recovered by an SAE when some decoder row has |cos| >= 0.9 with it): architecture agreement
+    (Jaccard index of the recovered sets), complementary coverage (found by one, not both),
+    ensemble gain (the union's coverage beyond the better one's); and decoder_mcc, the MCC of the
+    two decoders against each other (mean |cos| over their optimal one-to-one matching; task 9.1's
+    between-seed MCC)."""
+    from featgeom.metrics import architecture_agreement, complementary_coverage, ensemble_gain, mcc
+
+    features = inp.family.member(inp.member_a).feature_vectors
+    decoders = [inp.sae_a.sae.W_dec.detach().cpu().numpy(), inp.sae_b.sae.W_dec.detach().cpu().numpy()]
+    agreement = architecture_agreement(*decoders, features)
+    note = "neither SAE recovers any feature" if agreement != agreement else ""
+    return [("", "architecture_agreement", None if note else agreement, None, None, None, "", note),
+            ("", "complementary_coverage", complementary_coverage(decoders, features), None, None, None, "", ""),
+            ("", "ensemble_gain", ensemble_gain(decoders, features), None, None, None, "", ""),
+            ("", "decoder_mcc", mcc(*decoders), None, None, None, "", "")]
+
+
+def shared_fraction(family: Any, member_a: str, member_b: str) -> float:
+    """Fraction of B's features that are features of A (1 for one member with itself)."""
+    if member_a == member_b:
+        return 1.0
+    if member_a != "base":
+        raise ConfigError(f"shared_fraction: known against the base only, not {member_a!r}")
+    return family.shared_with_base(member_b) / family.member(member_b).num_features
+
+
+def analysis_table() -> list[tuple[str, str, str]]:
+    """(name, unit ('sae' or 'pair/<pairs>'), description) of every registered analysis."""
+    return [(name, a.unit if a.unit == "sae" else f"pair/{a.pairs}", a.description) for name, a in ANALYSES.items()]
+
+
+register_analysis(Analysis("recovery", "sae", recovery, "each SAE against its member's true features (held out)",
+                           objectives=("explained_variance", "mcc")))
+register_analysis(Analysis("cross_member", "pair", compare_pair,
+                           "base SAE vs the grid point's variant SAE: pairing, similarity + nulls, ground truth",
+                           pairs="members"))
+register_analysis(Analysis("sae_pairs", "pair", compare_pair,
+                           "two SAEs of one member differing in one axis (or seed): the same comparison",
+                           pairs="within"))
