@@ -74,3 +74,15 @@ def test_unknown_finding_is_refused_by_the_spec():
     assert {"superposition_cost", "decomposition_ambiguity"} <= set(FINDINGS)
     with pytest.raises(ConfigError, match=r"^findings\[0\]: unknown finding 'colour'"):
         ExperimentSpec.from_dict({"name": "x", "description": "d", "analyses": ["recovery"], "findings": ["colour"]})
+
+
+def test_rare_feature_capture_judges_the_rarest_decile():
+    rows = []
+    for arch, rare in (("topk", 0.3), ("standard", 0.7)):
+        for seed in (0, 1):
+            for d in range(1, 11):
+                rows.append({**row("coverage", {"sae.arch": arch}, seed, f"coverage_rarity_d{d}", rare if d == 1 else 0.9)})
+    (finding,) = run_findings(["rare_feature_capture"], rows)
+    text = " ".join(finding.sentences)
+    assert "topk: rarest decile captured 30%, most frequent 90% (below the plan's 50%)" in text
+    assert "standard: rarest decile captured 70%" in text and "holds for 1 of 2 architectures" in text

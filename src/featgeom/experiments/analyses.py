@@ -14,6 +14,11 @@ Built in:
   (explained_variance, mcc) for the Pareto figure.
 * ``cross_member`` (pair, members): :func:`featgeom.compare.compare` with ground truth, plus the
   members' rho_mm and shared fraction.
+* ``coverage`` (sae): captured true features overall, per firing-rarity decile and per
+  hierarchy depth (:func:`feature_coverage`); ``coverage_pairs`` (pair, within): overlap,
+  unique and union of two SAEs' captured features (:func:`coverage_overlap`).
+* ``basis_rotation`` (sae): task 5.2, the SAE and its data rotated together by the point's
+  ``compare.rotation`` degrees (:func:`basis_rotation`).
 * ``sae_pairs`` (pair, within): the same comparison between two SAEs of one member, plus their
   architecture agreement, complementary coverage and ensemble gain (:func:`coverage_values`).
 
@@ -24,7 +29,7 @@ processes (defined at module level), since jobs carry it by reference.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from featgeom.errors import ConfigError
@@ -34,7 +39,8 @@ from featgeom.errors import ConfigError
 class AnalysisInput:
     """What an analysis gets: the family, the members and trained SAEs (``sae_b`` None for a
     one-SAE analysis; :class:`~featgeom.sae.artifact.TrainedSAE`), the comparison settings
-    (samples, n_perm, modes, nulls, metrics, sample_seed) and the device."""
+    (samples, n_perm, modes, nulls, metrics, sample_seed), the device and the grid point
+    (``condition``: axis -> value)."""
 
     family: Any
     member_a: str
@@ -50,6 +56,7 @@ class AnalysisInput:
     nulls: tuple[str, ...]
     metrics: tuple[str, ...] | None
     device: str = "cpu"
+    condition: Mapping[str, Any] = field(default_factory=dict)
 
 
 Result = list[tuple[str, str, float | None, float | None, float | None, float | None, str, str]] | Mapping[str, float]
@@ -179,6 +186,104 @@ def shared_fraction(family: Any, member_a: str, member_b: str) -> float:
     return family.shared_with_base(member_b) / family.member(member_b).num_features
 
 
+CAPTURE_COS = 0.5  # a true feature is captured when some decoder row has |cos| >= this (plan task 6.5)
+
+
+def feature_coverage(inp: AnalysisInput) -> Result:
+    """Which true features the SAE captures (some decoder row with |cos| >= CAPTURE_COS, the
+    plan's "MCC > 0.5" of task 6.5), overall, per firing-rarity decile (``coverage_rarity_d1`` =
+    the rarest tenth of the member's features by firing probability ... ``d10`` the most
+    frequent) and per hierarchy depth (``coverage_depth_0`` = roots and features outside the
+    hierarchy, ...)."""
+    from featgeom.metrics import coverage_by_depth, coverage_by_rarity, covered
+    from featgeom.world.build import hierarchy_depth
+
+    member = inp.family.member(inp.member_a)
+    hit = covered(inp.sae_a.sae.W_dec.detach().cpu().numpy(), member.feature_vectors, threshold=CAPTURE_COS)
+    rarity = coverage_by_rarity(member.firing_probability, hit)
+    depth = coverage_by_depth(hierarchy_depth(member.parent), hit)
+    out = {"coverage": float(hit.mean())}
+    out.update({f"coverage_rarity_d{int(g) + 1}": float(f) for g, f in zip(rarity.group, rarity.fraction)})
+    out.update({f"coverage_depth_{int(g)}": float(f) for g, f in zip(depth.group, depth.fraction)})
+    return out
+
+
+def coverage_overlap(inp: AnalysisInput) -> Result:
+    """Two SAEs of one member (plan task 6.2): fractions of the true features both capture
+    (``overlap``, CO), only A (``unique_a``), only B (``unique_b``) and either (``union``), capture
+    as in :func:`feature_coverage`."""
+    from featgeom.metrics import pairwise_coverage
+
+    member = inp.family.member(inp.member_a)
+    decoders = [inp.sae_a.sae.W_dec.detach().cpu().numpy(), inp.sae_b.sae.W_dec.detach().cpu().numpy()]
+    (counts,) = pairwise_coverage(decoders, member.feature_vectors, threshold=CAPTURE_COS)
+    return {key: counts[key] / counts["n_features"] for key in ("overlap", "unique_a", "unique_b", "union")}
+
+
+ROTATED_PARAMETERS = ("W_enc", "W_dec", "b_dec")  # the SAE parameters that live in the model's space
+
+
+def rotated_sae(sae: Any, rotation: Any) -> Any:
+    """A copy of ``sae`` that computes on rotated inputs x' = x Q^T (Q orthogonal, (d, d)) exactly
+    what ``sae`` computes on x: W_enc' = Q W_enc, W_dec' = W_dec Q^T, b_dec' = b_dec Q^T, so
+    (x' - b_dec') W_enc' = (x - b_dec) W_enc and decode' = decode Q^T. ConfigError when another
+    parameter has the model's dimension (a layout this rotation does not know)."""
+    import copy
+
+    import torch
+
+    d = rotation.shape[0]
+    out = copy.deepcopy(sae)
+    unknown = [n for n, p in out.named_parameters() if n not in ROTATED_PARAMETERS and d in tuple(p.shape)]
+    if unknown:
+        raise ConfigError(f"basis_rotation: parameter {unknown[0]} of shape {tuple(dict(out.named_parameters())[unknown[0]].shape)} "
+                          f"has the model's dimension {d}; only {', '.join(ROTATED_PARAMETERS)} can be rotated")
+    q = torch.as_tensor(rotation, dtype=out.W_dec.dtype, device=out.W_dec.device)
+    with torch.no_grad():
+        out.W_enc.copy_(q @ out.W_enc)
+        out.W_dec.copy_(out.W_dec @ q.T)
+        out.b_dec.copy_(out.b_dec @ q.T)
+    return out
+
+
+def basis_rotation(inp: AnalysisInput) -> Result:
+    """Task 5.2, basis dependence: the SAE, its encoder, decoder and data rotated together by an
+    orthogonal map Q that moves every vector by the grid point's ``compare.rotation`` degrees
+    (:func:`featgeom.family.construct.rotation_matrix`, seeded by the SAE's seed): the rotated SAE
+    computes the same latents on the rotated data (``max_latent_change``), so its function is
+    unchanged, but its decoder now points elsewhere in the member's basis. Rows: the rotated SAE's
+    ground-truth metrics in that basis (mcc, precision, recall, f1, on ``samples`` held-out
+    inputs) and every similarity metric between the SAE (on x) and its rotated copy (on x Q^T),
+    with the nulls."""
+    import numpy as np
+    import torch
+
+    from featgeom.compare import compare, result_values
+    from featgeom.device import compute_device
+    from featgeom.family.construct import rotation_matrix
+    from featgeom.sae.evaluate import evaluate, heldout_batches
+
+    angle = float(inp.condition.get("compare.rotation", 0.0))
+    member = inp.family.member(inp.member_a)
+    q = rotation_matrix(member.hidden_dim, angle, np.random.default_rng(inp.seed_a))
+    sae = inp.sae_a.sae
+    turned = rotated_sae(sae, q)
+    rotated_batches = ((hidden @ q.T, acts) for hidden, acts in
+                       heldout_batches(inp.family, inp.member_a, inp.samples, inp.seed_a))
+    truth = evaluate(turned, member.feature_vectors, rotated_batches, member.name)
+    x = inp.family.sample(inp.samples, seed=inp.sample_seed, members=[inp.member_a]).hidden[inp.member_a]
+    x_rot = (x @ q.T).astype(np.float32)
+    with torch.no_grad():
+        z, z_rot = sae.encode(torch.from_numpy(x[:1024])), turned.encode(torch.from_numpy(x_rot[:1024]))
+    options = {} if inp.metrics is None else {"metrics": inp.metrics}
+    result = compare(sae, turned, x, x_rot, modes=inp.modes, n_perm=inp.n_perm, seed=inp.seed_a, nulls=inp.nulls,
+                     device=compute_device(inp.device, "device"), **options)
+    values = result_values(result.to_dict())
+    values += [("", key, truth[key], None, None, None, "", "") for key in ("mcc", "precision", "recall", "f1")]
+    values.append(("", "max_latent_change", float((z - z_rot).abs().max()), None, None, None, "", ""))
+    return values
+
+
 def analysis_table() -> list[tuple[str, str, str]]:
     """(name, unit ('sae' or 'pair/<pairs>'), description) of every registered analysis."""
     return [(name, a.unit if a.unit == "sae" else f"pair/{a.pairs}", a.description) for name, a in ANALYSES.items()]
@@ -189,6 +294,14 @@ register_analysis(Analysis("recovery", "sae", recovery, "each SAE against its me
 register_analysis(Analysis("cross_member", "pair", compare_pair,
                            "base SAE vs the grid point's variant SAE: pairing, similarity + nulls, ground truth",
                            pairs="members"))
+register_analysis(Analysis("coverage", "sae", feature_coverage,
+                           "which true features each SAE captures, by firing-rarity decile and hierarchy depth"))
+register_analysis(Analysis("coverage_pairs", "pair", coverage_overlap,
+                           "true features two SAEs of one member capture: both, only one, either",
+                           pairs="within"))
+register_analysis(Analysis("basis_rotation", "sae", basis_rotation,
+                           "an SAE with its encoder, decoder and data rotated by compare.rotation degrees: "
+                           "ground-truth metrics move, similarities to the unrotated SAE should not"))
 register_analysis(Analysis("sae_pairs", "pair", compare_pair,
                            "two SAEs of one member differing in one axis (or seed): the same comparison",
                            pairs="within"))

@@ -13,6 +13,8 @@ Built in:
   rho_mm costs about 0.08 MCC", and the same slope of MCC minus a random decoder's MCC (the
   chance level rises as the dimension falls); decomposition diversity (std over seeds of MCC, ddof 1) per world;
   the architecture-specific response (slope minus the mean slope).
+* ``rare_feature_capture`` (task 6.5): the rarest decile's capture rate per architecture
+  against the plan's "< 50%".
 * ``decomposition_ambiguity`` (task 9.1): decomposition diversity against rho_mm (Spearman), and
   the between-seed decoder MCC (``sae_pairs`` across seeds) at the lowest rho_mm reached, held
   against the plan's "> 0.95 when rho_mm < 0.03".
@@ -176,6 +178,32 @@ def _between_seed_mcc(rows: list[dict[str, Any]]) -> dict[float, list[float]]:
         if key in rho:
             out[rho[key]].append(value)
     return dict(out)
+
+
+@register_finding("rare_feature_capture")
+def rare_feature_capture(rows: list[dict[str, Any]]) -> Finding:
+    """Task 6.5: per architecture, the share of the rarest tenth of true features its SAEs
+    capture (``coverage`` rows, mean over seeds) against the plan's "rare features are captured
+    < 50% of the time", and how capture moves from the rarest to the most frequent decile."""
+    per_arch: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["analysis"] == "coverage" and r["metric"].startswith("coverage_rarity_d") and r["value"] is not None:
+            arch = str(json.loads(r["condition_json"]).get("sae.arch", "default"))
+            per_arch[arch][int(r["metric"].removeprefix("coverage_rarity_d"))].append(r["value"])
+    if not per_arch:
+        raise DataError("rare_feature_capture: no coverage rows (run the 'coverage' analysis)")
+    sentences, numbers = [], {}
+    for arch, deciles in sorted(per_arch.items()):
+        means = {d: float(np.mean(v)) for d, v in sorted(deciles.items())}
+        numbers[arch] = means
+        rarest, frequent = means[min(means)], means[max(means)]
+        held = "below" if rarest < 0.5 else "not below"
+        sentences.append(f"{arch}: rarest decile captured {rarest:.0%}, most frequent {frequent:.0%} ({held} "
+                         "the plan's 50%).")
+    held_count = sum(numbers[a][min(numbers[a])] < 0.5 for a in numbers)
+    sentences.append(f"The plan's 'rare features are captured < 50% of the time' holds for {held_count} of "
+                     f"{len(numbers)} architectures.")
+    return Finding("rare_feature_capture", sentences, numbers)
 
 
 def run_findings(names: list[str], rows: list[dict[str, Any]]) -> list[Finding]:

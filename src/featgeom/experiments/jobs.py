@@ -14,6 +14,7 @@ family from the store (hash-verified) and returns plain data the driver stores. 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,8 @@ def analyse(job: AnalysisJob) -> list[dict[str, Any]]:
     sae_a = load_sae(job.sae_a)
     sae_b = load_sae(job.sae_b) if job.sae_b else None
     inp = AnalysisInput(family, job.member_a, job.member_b, sae_a, sae_b, job.seed_a, job.seed_b, job.samples,
-                        job.sample_seed, job.n_perm, job.modes, job.nulls, job.metrics, job.device)
+                        job.sample_seed, job.n_perm, job.modes, job.nulls, job.metrics, job.device,
+                        json.loads(job.condition_json))
     context = {"analysis": job.analysis, "condition": job.condition, "condition_json": job.condition_json,
                "member_a": job.member_a, "member_b": job.member_b, "seed_a": job.seed_a, "seed_b": job.seed_b,
                "replicate": job.replicate}

@@ -11,7 +11,8 @@ An experiment is a grid of named **axes** plus the **analyses** to run at every 
   ``mixing_weight``); the grid point's member is the variant built with those values;
 * ``sae.<field>``: ``arch`` (categorical: a registered architecture), ``width_factor``, ``l0``,
   ``samples``;
-* ``compare.<field>``: ``samples``, ``n_perm``, ``mode`` (categorical: one pairing mode).
+* ``compare.<field>``: ``samples``, ``n_perm``, ``mode`` (categorical: one pairing mode),
+  ``rotation`` (degrees, 0-90: the basis rotation of the ``basis_rotation`` analysis).
 
 Values are numbers (a numeric axis) or strings (a categorical axis). Several axes make a product
 (grid order: the first axis varies slowest); axes named together in ``zip`` advance together
@@ -56,7 +57,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")  # a name that i
 STAGES = ("world", "variant", "sae", "compare")
 FAMILY_NAME = "grid"  # every experiment's families: equal configs are one artifact across experiments
 SAE_AXES = ("arch", "width_factor", "l0", "samples")
-COMPARE_AXES = ("samples", "n_perm", "mode")
+COMPARE_AXES = ("samples", "n_perm", "mode", "rotation")
 CATEGORICAL = {"sae.arch": ARCHITECTURES, "compare.mode": PAIR_MODES}  # axis -> its registered values
 # member-name prefix of a variant field, so the variant of overlap 0.7 is 'overlap0.7' as before grids
 MEMBER_PREFIX = {"basis_rotation_angle": "rot", "feature_overlap_ratio": "overlap", "superposition_delta": "delta",
@@ -106,6 +107,8 @@ class Axis:
                                                   f"(one of {', '.join(registered)})")
             if registered is None and isinstance(value, str) and stage != "world":
                 raise field_error(f"values[{i}]", f"axis {self.axis}: expected a number, got {value!r}")
+            if self.axis == "compare.rotation" and not 0 <= value <= 90:
+                raise field_error(f"values[{i}]", f"axis {self.axis}: must be in [0, 90] degrees, got {value}")
 
     @property
     def stage(self) -> str:

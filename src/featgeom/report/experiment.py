@@ -458,12 +458,17 @@ def pairs_view(out: Path, stem: str, config: dict[str, Any], table: Table) -> tu
     """Figures and findings of an 'sae_pairs' part with a pair axis: a value x value matrix per
     similarity metric and pair axis (one figure per combination of the other varying axes)."""
     figures, items = [], []
-    mode = table.main_mode
+    metrics = similarity_metrics(table)
+    mode = table.main_mode if metrics else ""
+    if not metrics:  # a pair analysis without similarities (e.g. coverage_pairs): its own values
+        metrics = sorted({m for p, m in table.cells if p == ""})
+    if not metrics:
+        return figures, items
     for name in pair_axes(table.rows):
         axis = pair_axis(config, table.rows, name)
         others = [a for a in table.axes if a.name != name]
         for k, (rest, conditions) in enumerate(_rest_groups(table, others)):
-            matrices = {m: pair_matrix(table, axis, mode, m, conditions) for m in similarity_metrics(table)}
+            matrices = {m: pair_matrix(table, axis, mode, m, conditions) for m in metrics}
             suffix = f" at {rest}" if rest else ""
             kind = f"matrix-{axis.short}" + (f"-{k + 1}" if others else "")
             figures.append(matrix_figure(out, stem, kind, axis, matrices, mode, suffix))
