@@ -86,3 +86,17 @@ def test_rare_feature_capture_judges_the_rarest_decile():
     text = " ".join(finding.sentences)
     assert "topk: rarest decile captured 30%, most frequent 90% (below the plan's 50%)" in text
     assert "standard: rarest decile captured 70%" in text and "holds for 1 of 2 architectures" in text
+
+
+def test_an_architecture_at_chance_is_named_not_fitted():
+    rows = spectrum_rows({"topk": -1.6, "standard": -1.6})
+    for r in rows:  # standard's MCC sits 0.01 above its random decoder's
+        if r["metric"] == "mcc_chance" and '"standard"' in r["condition_json"]:
+            r["value"] = 0.9 - 1.6 * 0.1
+    for r in rows:
+        if r["metric"] == "mcc" and '"standard"' in r["condition_json"]:
+            r["value"] = 0.9 - 1.6 * 0.1 + 0.01
+    (finding,) = run_findings(["superposition_cost"], rows)
+    assert finding.numbers["at_chance"] == ["standard"]
+    assert "standard: MCC within 0.05 of a random decoder's" in " ".join(finding.sentences)
+    assert "slope_response" not in finding.numbers  # one architecture that learned: no response to compare

@@ -11,7 +11,8 @@ Built in:
   member's rho_mm over every (world, seed) SAE, as MCC change per +0.05 rho_mm with a 95%
   interval (t distribution, n - 2 degrees of freedom), held against the plan's "each +0.05
   rho_mm costs about 0.08 MCC", and the same slope of MCC minus a random decoder's MCC (the
-  chance level rises as the dimension falls); decomposition diversity (std over seeds of MCC, ddof 1) per world;
+  chance level rises as the dimension falls); an architecture whose MCC is on average within
+  AT_CHANCE of chance did not learn and is named as such, not fitted; decomposition diversity (std over seeds of MCC, ddof 1) per world;
   the architecture-specific response (slope minus the mean slope).
 * ``rare_feature_capture`` (task 6.5): the rarest decile's capture rate per architecture
   against the plan's "< 50%".
@@ -55,6 +56,14 @@ def register_finding(name: str) -> Callable[[Callable[[list[dict[str, Any]]], Fi
     return add
 
 
+AT_CHANCE = 0.05  # mean MCC above a random decoder's below which an architecture counts as not learned
+
+
+def _held(interval: tuple[float, ...]) -> str:
+    """'consistent with' when the 95% interval covers the plan's -0.08 per +0.05 rho_mm."""
+    return "consistent with" if interval[1] <= -0.08 <= interval[2] else "not consistent with"
+
+
 def recovery_table(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, float]]:
     """(condition_json without the arch, arch, seed) -> metric -> value of the recovery rows."""
     table: dict[tuple[str, str, int], dict[str, float]] = defaultdict(dict)
@@ -93,17 +102,23 @@ def superposition_cost(rows: list[dict[str, Any]]) -> Finding:
             seeds[arch, m["rho_mm"]].append(m["mcc"])
     if not by_arch:
         raise DataError("superposition_cost: no recovery rows with mcc and rho_mm")
-    sentences, numbers = [], {"per_0.05_rho_mm": {}, "above_chance_per_0.05_rho_mm": {}, "diversity": {}}
+    sentences, numbers = [], {"per_0.05_rho_mm": {}, "above_chance_per_0.05_rho_mm": {}, "diversity": {},
+                              "at_chance": []}
     for arch, points in sorted(by_arch.items()):
         x, y, above = np.array(points).T
         cost = tuple(0.05 * v for v in slope_interval(x, y))
         gain = tuple(0.05 * v for v in slope_interval(x, above))
         numbers["per_0.05_rho_mm"][arch], numbers["above_chance_per_0.05_rho_mm"][arch] = cost, gain
-        held = "consistent with" if cost[1] <= -0.08 <= cost[2] else "not consistent with"
+        if float(np.mean(above)) < AT_CHANCE:
+            numbers["at_chance"].append(arch)
+            sentences.append(f"{arch}: MCC within {AT_CHANCE} of a random decoder's on average ({np.mean(y):.3f} vs "
+                             f"{np.mean(y - above):.3f}): it did not learn the features in this budget, so its slope "
+                             "says nothing about superposition.")
+            continue
         sentences.append(f"{arch}: each +0.05 rho_mm changes MCC by {cost[0]:+.3f} (95% interval "
                          f"{cost[1]:+.3f} to {cost[2]:+.3f}; rho_mm {x.min():.3f}-{x.max():.3f}, {x.size} SAEs), "
-                         f"{held} the plan's -0.08; MCC above a random decoder's changes by {gain[0]:+.3f} "
-                         f"({gain[1]:+.3f} to {gain[2]:+.3f}).")
+                         f"{_held(cost)} the plan's -0.08; MCC above a random decoder's changes by {gain[0]:+.3f} "
+                         f"({gain[1]:+.3f} to {gain[2]:+.3f}), {_held(gain)} it.")
     for (arch, rho), values in sorted(seeds.items()):
         if len(values) >= 2:
             numbers["diversity"].setdefault(arch, {})[rho] = decomposition_diversity(values)
@@ -111,10 +126,11 @@ def superposition_cost(rows: list[dict[str, Any]]) -> Finding:
         worst = max(((a, r, d) for a, per in numbers["diversity"].items() for r, d in per.items()), key=lambda t: t[2])
         sentences.append(f"Decomposition diversity (std of MCC over seeds) is largest for {worst[0]} at rho_mm "
                          f"{worst[1]:.3f} ({worst[2]:.3f}).")
-    if len(by_arch) >= 2:
-        archs = [a for a, pts in by_arch.items() for _ in pts]
-        rho = [p[0] for pts in by_arch.values() for p in pts]
-        mcc = [p[1] for pts in by_arch.values() for p in pts]
+    learned = {a: pts for a, pts in by_arch.items() if a not in numbers["at_chance"]}
+    if len(learned) >= 2:
+        archs = [a for a, pts in learned.items() for _ in pts]
+        rho = [p[0] for pts in learned.values() for p in pts]
+        mcc = [p[1] for pts in learned.values() for p in pts]
         try:
             response = architecture_specific_response(archs, rho, mcc)
         except DataError as exc:  # an architecture missing at a level: say so instead of a number
@@ -123,7 +139,7 @@ def superposition_cost(rows: list[dict[str, Any]]) -> Finding:
             order = np.argsort(response.slope_response)[::-1]
             best, worst_arch = response.architectures[order[0]], response.architectures[order[-1]]
             numbers["slope_response"] = dict(zip(map(str, response.architectures), map(float, response.slope_response)))
-            sentences.append(f"Architecture-specific response: {best} loses least MCC with superposition "
+            sentences.append(f"Architecture-specific response (architectures that learned): {best} loses least MCC with superposition "
                              f"(slope {response.slope_response[order[0]]:+.3f} vs the mean), {worst_arch} most "
                              f"({response.slope_response[order[-1]]:+.3f}).")
     return Finding("superposition_cost", sentences, numbers)
