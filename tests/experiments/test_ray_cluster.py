@@ -248,7 +248,7 @@ def test_a_job_whose_worker_dies_on_every_try_is_one_error_naming_it(tmp_path):
     try:
         dies = ray.remote(max_retries=0)(exit_worker).remote()
         job = TrainJob("fam", "store", "base", 0, "topk", 1000, None, None)
-        with pytest.raises(ResourceError, match=r"^job train:base:s0: lost on the Ray cluster after 3 retries "
+        with pytest.raises(ResourceError, match=r"^job train:base:topk:s0@[0-9a-f]{10}: lost on the Ray cluster after 3 retries "
                                                 r"\(WorkerCrashedError\); rerun the same command to resume$"):
             backend.next_done({dies: job})
     finally:

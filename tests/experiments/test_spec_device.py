@@ -3,11 +3,11 @@
 import pytest
 
 from featgeom.errors import ConfigError
-from featgeom.experiments.spec import PRESETS, ExperimentSpec, load_spec
+from featgeom.experiments.spec import PRESETS, ExperimentSpec, Point, load_spec
 
 
 def _spec(**changes):
-    data = {"name": "dev", "description": "d", "sweep": {"variable": "feature_overlap_ratio", "values": [1.0]},
+    data = {"name": "dev", "description": "d", "axes": [{"axis": "variant.feature_overlap_ratio", "values": [1.0]}],
             **changes}
     return ExperimentSpec.from_dict(data)
 
@@ -35,5 +35,5 @@ def test_full_scale_preset_has_the_published_settings():
     spec = load_spec("quickstart").at_preset("synthsaebench-16k")
     assert (spec.sae.samples, spec.sae.l0, spec.compare.samples) == (200_000_000, 25, 30_000)
     assert round(spec.sae.width_factor * 16_384) == 4096
-    assert spec.family_config()["world"] == "synthsaebench-16k"
+    assert spec.family_config(Point({}))["world"] == "synthsaebench-16k"
     assert load_spec("quickstart").at_preset("small").sae.samples == 1_000_000  # CPU presets untouched

@@ -55,9 +55,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def exit_code(argv: Sequence[str] | None = None) -> int:
-    """Run ``featgeom ARGV`` (default: sys.argv[1:]); report any failure on stderr; its exit code."""
+    """Run ``featgeom ARGV`` (default: sys.argv[1:]); report any failure on stderr; its exit code.
+    A SIGINT is remembered (:mod:`featgeom.interrupts`), so one whose KeyboardInterrupt Python
+    dropped still ends the command with 130."""
+    from featgeom import interrupts
+
+    interrupts.install()
     try:
         code = app(args=None if argv is None else list(argv), prog_name="featgeom", standalone_mode=False)
+        if interrupts.interrupted():
+            code = EXIT_INTERRUPTED
     except FeatgeomError as exc:
         return _fail(f"error: {exc}", EXIT_BAD_INPUT)
     except TyperException as exc:  # usage errors: typer raises its vendored click's exceptions
@@ -69,9 +76,13 @@ def exit_code(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         return _fail(f"error: {exc.strerror or exc}{where}", EXIT_BAD_INPUT)
     except Exception:
+        if interrupts.interrupted():  # a library turned the interrupt into its own error
+            return _fail("interrupted; rerun the same command to resume (finished work is kept)", EXIT_INTERRUPTED)
         traceback.print_exc()
         return _fail(f"internal error: this is a bug in featgeom {featgeom.__version__}; please report it "
                      "to the featgeom issue tracker with the command and the traceback above", EXIT_INTERNAL)
+    finally:
+        interrupts.uninstall()
     if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C inside a command into exit code 130
         return _fail("interrupted; rerun the same command to resume (finished work is kept)", EXIT_INTERRUPTED)
     return code if isinstance(code, int) else EXIT_OK

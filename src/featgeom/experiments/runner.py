@@ -37,6 +37,7 @@ from typing import Any
 
 from featgeom.device import canonical_device, check_device
 from featgeom.errors import ConfigError, FeatgeomError, ResourceError
+from featgeom.interrupts import raise_if_interrupted
 from featgeom.experiments.jobs import AnalysisJob, TrainJob, job_detail, run_job
 from featgeom.experiments.spec import ExperimentSpec, Point, condition_label, world_of
 from featgeom.store import canonical_json
@@ -318,6 +319,7 @@ def _run_jobs(spec: ExperimentSpec, out: Path, trains: list[TrainJob], analyses:
                 db.record_job(config_hash, job.name, job.analysis, seconds, job_detail(job), rows)
                 finished[job.name] = job_detail(job)
             db.touch_session(config_hash, session)
+            raise_if_interrupted()  # a Ctrl-C whose KeyboardInterrupt Python dropped (featgeom.interrupts)
             ran += 1
             bar(job.name)
             if on_job is not None:

@@ -36,6 +36,7 @@ import torch
 from featgeom.device import device_memory
 from featgeom.errors import ConfigError, DataError, ResourceError, ShapeError
 from featgeom.family.family import SyntheticModelFamily
+from featgeom.interrupts import raise_if_interrupted
 from featgeom.sae import arch as archs
 from featgeom.sae.artifact import GENERATOR, KIND, TrainedSAE, load, run_config, run_id, write_sae
 from featgeom.sae.checkpoint import checkpoint_root, latest_checkpoint, write_checkpoint
@@ -402,6 +403,7 @@ def _fit(run: _Run, rid: str, root: Path | None, progress: bool, on_step: Callab
     bar = progress_reporter(cfg, run.samples) if progress else None
     try:
         while run.step < cfg.steps:
+            raise_if_interrupted()  # a Ctrl-C whose KeyboardInterrupt Python dropped (featgeom.interrupts)
             _step(run)
             if run.samples % cfg.log_every < cfg.batch_size or run.step == cfg.steps:
                 _log(run)
