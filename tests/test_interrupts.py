@@ -11,6 +11,15 @@ import pytest
 from featgeom import interrupts
 
 
+@pytest.fixture(autouse=True)
+def terminal_sigint():
+    """SIGINT with Python's default handler, as under a terminal (a shell that started the tests
+    in the background, as CI does, passes SIGINT down ignored); restored afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _sigint_swallowed() -> None:
     """SIGINT to this process while something swallows the KeyboardInterrupt, as a __del__ does."""
     try:
