@@ -142,12 +142,11 @@ def compare_pair(inp: AnalysisInput) -> Result:
     family = inp.family
     members = list(dict.fromkeys([inp.member_a, inp.member_b]))
     batch = family.sample(inp.samples, seed=inp.sample_seed, with_features=True, members=members)
-    options = {} if inp.metrics is None else {"metrics": inp.metrics}
     result = compare(inp.sae_a.sae, inp.sae_b.sae, batch.hidden[inp.member_a], batch.hidden[inp.member_b],
                      modes=inp.modes, n_perm=inp.n_perm, seed=inp.seed_a, nulls=inp.nulls,
                      device=compute_device(inp.device, "device"),
                      ground_truth=GroundTruth.from_family(family, inp.member_a, inp.member_b, batch.features),
-                     **options)
+                     metrics=inp.metrics)
     values = result_values(result.to_dict())
     shared = shared_fraction(family, inp.member_a, inp.member_b)
     values += [("", "rho_mm_a", family.member(inp.member_a).rho_mm, None, None, None, "", ""),
@@ -165,10 +164,11 @@ def coverage_values(inp: AnalysisInput) -> list[tuple[str, str, float | None, fl
     ensemble gain (the union's coverage beyond the better one's); and decoder_mcc, the MCC of the
     two decoders against each other (mean |cos| over their optimal one-to-one matching; task 9.1's
     between-seed MCC)."""
+    from featgeom.compare import decoder_rows
     from featgeom.metrics import architecture_agreement, complementary_coverage, ensemble_gain, mcc
 
     features = inp.family.member(inp.member_a).feature_vectors
-    decoders = [inp.sae_a.sae.W_dec.detach().cpu().numpy(), inp.sae_b.sae.W_dec.detach().cpu().numpy()]
+    decoders = [decoder_rows(inp.sae_a.sae), decoder_rows(inp.sae_b.sae)]
     agreement = architecture_agreement(*decoders, features)
     note = "neither SAE recovers any feature" if agreement != agreement else ""
     return [("", "architecture_agreement", None if note else agreement, None, None, None, "", note),
@@ -195,11 +195,12 @@ def feature_coverage(inp: AnalysisInput) -> Result:
     the rarest tenth of the member's features by firing probability ... ``d10`` the most
     frequent) and per hierarchy depth (``coverage_depth_0`` = roots and features outside the
     hierarchy, ...)."""
+    from featgeom.compare import decoder_rows
     from featgeom.metrics import coverage_by_depth, coverage_by_rarity, covered
     from featgeom.world.build import hierarchy_depth
 
     member = inp.family.member(inp.member_a)
-    hit = covered(inp.sae_a.sae.W_dec.detach().cpu().numpy(), member.feature_vectors, threshold=CAPTURE_COS)
+    hit = covered(decoder_rows(inp.sae_a.sae), member.feature_vectors, threshold=CAPTURE_COS)
     rarity = coverage_by_rarity(member.firing_probability, hit)
     depth = coverage_by_depth(hierarchy_depth(member.parent), hit)
     out = {"coverage": float(hit.mean())}
@@ -212,10 +213,11 @@ def coverage_overlap(inp: AnalysisInput) -> Result:
     """Two SAEs of one member (plan task 6.2): fractions of the true features both capture
     (``overlap``, CO), only A (``unique_a``), only B (``unique_b``) and either (``union``), capture
     as in :func:`feature_coverage`."""
+    from featgeom.compare import decoder_rows
     from featgeom.metrics import pairwise_coverage
 
     member = inp.family.member(inp.member_a)
-    decoders = [inp.sae_a.sae.W_dec.detach().cpu().numpy(), inp.sae_b.sae.W_dec.detach().cpu().numpy()]
+    decoders = [decoder_rows(inp.sae_a.sae), decoder_rows(inp.sae_b.sae)]
     (counts,) = pairwise_coverage(decoders, member.feature_vectors, threshold=CAPTURE_COS)
     return {key: counts[key] / counts["n_features"] for key in ("overlap", "unique_a", "unique_b", "union")}
 
@@ -275,9 +277,8 @@ def basis_rotation(inp: AnalysisInput) -> Result:
     x_rot = (x @ q.T).astype(np.float32)
     with torch.no_grad():
         z, z_rot = sae.encode(torch.from_numpy(x[:1024])), turned.encode(torch.from_numpy(x_rot[:1024]))
-    options = {} if inp.metrics is None else {"metrics": inp.metrics}
     result = compare(sae, turned, x, x_rot, modes=inp.modes, n_perm=inp.n_perm, seed=inp.seed_a, nulls=inp.nulls,
-                     device=compute_device(inp.device, "device"), **options)
+                     device=compute_device(inp.device, "device"), metrics=inp.metrics)
     values = result_values(result.to_dict())
     values += [("", key, truth[key], None, None, None, "", "") for key in ("mcc", "precision", "recall", "f1")]
     values.append(("", "max_latent_change", float((z - z_rot).abs().max()), None, None, None, "", ""))

@@ -487,8 +487,7 @@ class ExperimentSpec:
         """The distinct world settings of the grid (one family each), in grid order."""
         seen: dict[str, Point] = {}
         for p in self.points():
-            world = Point({k: v for k, v in p.values.items() if k.startswith("world.")})
-            seen.setdefault(world.condition_json, world)
+            seen.setdefault(world_of(p), p.without("variant", "sae", "compare"))
         return list(seen.values())
 
     def replicate_counts(self) -> list[int]:
@@ -544,7 +543,7 @@ class ExperimentSpec:
 
 def world_of(point: Point) -> str:
     """The canonical JSON of a point's world axes (its family's key within a replicate)."""
-    return canonical_json({k: v for k, v in point.values.items() if k.startswith("world.")})
+    return point.without("variant", "sae", "compare").condition_json
 
 
 def registry() -> dict[str, Path]:
