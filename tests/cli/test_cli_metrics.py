@@ -8,9 +8,6 @@ import json
 
 import pytest
 
-from featgeom.family import FamilyConfig, build_family, save
-from featgeom.sae import train
-from featgeom.sae.recipes import recipe
 from featgeom.similarity import SIMILARITY
 
 ORDER = ["svcca", "svcca_legacy", "rsa", "cka", "procrustes", "debiased_cka", "mutual_knn"]
@@ -87,21 +84,9 @@ def test_compare_refuses_bad_metrics_before_any_work(run_cli, monkeypatch, tmp_p
     assert message in _one_line(err, "error:")
 
 
-@pytest.fixture(scope="module")
-def stored(tiny_world, tmp_path_factory):
-    """A family and one small SAE trained on its base member."""
-    root = tmp_path_factory.mktemp("metrics")
-    fam = build_family(FamilyConfig.from_dict({"world": tiny_world.config.to_dict(),
-                                               "variants": [{"name": "rot", "basis_rotation_angle": 30}]}),
-                       world=tiny_world)
-    save(fam, root / "family")
-    sae = train(fam, "base", recipe("topk", fam, "base", samples=8192, width=48, l0=4, batch_size=512),
-                store=root / "store", eval_samples=2048)
-    return root, sae.path
-
-
 def test_compare_measures_only_the_metrics_asked_for(run_cli, stored):
-    root, sae = stored
+    root, (sae, _) = stored
+    sae = sae.path
     args = ["compare", sae, sae, "--family", root / "family", "--samples", "2000", "--n-perm", "19"]
     code, out, err = run_cli(*args, "--metrics", " mutual_knn, cka ", "--json")
     assert code == 0, err

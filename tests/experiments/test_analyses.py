@@ -49,3 +49,18 @@ def test_a_rotated_sae_computes_on_rotated_inputs_what_the_sae_computes_on_the_o
 def test_a_parameter_of_unknown_layout_is_refused():
     with pytest.raises(ConfigError, match="parameter scale of shape \\(8,\\) has the model's dimension 8"):
         rotated_sae(TinySAE(8, 12, extra=True), rotation_matrix(8, 10.0, np.random.default_rng(0)))
+
+
+def test_chance_mcc_is_a_random_decoders_mcc_kept_per_width_features_and_seed(monkeypatch):
+    from featgeom.experiments import analyses
+    from featgeom.metrics import mcc
+
+    features = np.random.default_rng(3).standard_normal((40, 12)).astype(np.float32)
+    expected = mcc(np.random.default_rng(7).standard_normal((50, 12)), features)
+    monkeypatch.setattr(analyses, "_CHANCE_MCC", {})
+    assert analyses.chance_mcc(50, features, 7) == expected
+    calls = []
+    monkeypatch.setattr("featgeom.metrics.mcc", lambda *a: calls.append(a) or 0.0)
+    assert analyses.chance_mcc(50, features.copy(), 7) == expected and calls == []  # kept
+    analyses.chance_mcc(50, features, 8), analyses.chance_mcc(51, features, 7), analyses.chance_mcc(50, features[1:], 7)
+    assert len(calls) == 3  # another seed, width or feature set is computed afresh

@@ -69,6 +69,8 @@ def test_config_hash_is_stable_and_sensitive():
     ({"axes": [{"axis": ROT, "values": [0]}, {"axis": "sae.arch", "values": ["topk", "resnet"]}]},
      "axes[1].values[1]"),
     ({"axes": [{"axis": ROT, "values": [0]}, {"axis": "compare.mode", "values": ["best"]}]}, "axes[1].values[0]"),
+    ({"axes": [{"axis": ROT, "values": [0]}, {"axis": "compare.null", "values": ["repair", "bootstrap"]}]},
+     "axes[1].values[1]"),
     ({"axes": [{"axis": ROT, "values": [0]}, {"axis": "world.hidden_dim", "values": [0]}]},
      "axes.world.hidden_dim.values[0]"),
     ({"axes": [{"axis": ROT, "values": [0]}, {"axis": "world.hierarchy.colour", "values": [1]}]},

@@ -103,6 +103,17 @@ def test_compare_axes_set_the_comparison_of_their_points(tmp_path):
     assert {j.samples for j, _ in analyses} == {500}
 
 
+def test_a_null_axis_sets_the_null_of_its_points(tmp_path):
+    spec = grid(axes=[{"axis": "variant.feature_overlap_ratio", "values": [1.0]},
+                      {"axis": "compare.null", "values": ["repair", "shuffle"]}], sae={"seeds": [0]},
+                compare={"nulls": ["repair", "shuffle"]})
+    _, analyses = plan_of(spec, tmp_path)
+    assert sorted(j.nulls for j, _ in analyses) == [("repair",), ("shuffle",)]
+    _, analyses = plan_of(grid(axes=[{"axis": "variant.feature_overlap_ratio", "values": [1.0]}], sae={"seeds": [0]},
+                               compare={"nulls": ["repair", "shuffle"]}), tmp_path)
+    assert [j.nulls for j, _ in analyses] == [("repair", "shuffle")]  # without the axis: the experiment's
+
+
 def test_a_user_analysis_registers_once_and_is_planned(tmp_path):
     name = "test-l0-ratio"
     analysis = Analysis(name, "sae", _l0_ratio, "l0 over true l0")
@@ -129,11 +140,21 @@ def test_every_shipped_experiment_plans_at_tiny_and_small(tmp_path):
             assert trains and analyses and len(names) == len(set(names)), (name, preset)
 
 
+# Across CPU classes SAE training rounds differently. Measured on 2026-12-02 (quickstart on tiny,
+# the same commit on two machines): values differ by at most 2.6e-4 relative, null means by at most
+# 0.0035 and null stds by 0.0006 absolute, p-values not at all. A real change is far larger: the
+# comparison-salt change moved the median value by 0.9% relative and p-values by up to 0.67.
+GOLDEN_TOLERANCE = {"value": (1e-3, 1e-9), "p_value": (0.0, 0.051), "null_mean": (0.0, 0.01), "null_std": (0.0, 0.005)}
+
+
 @pytest.mark.slow
 def test_the_redesign_changes_no_number_of_the_quickstart(tmp_path):
-    """The quickstart on `tiny` through the grid runner gives, value for value, what the runner
-    before grids stored (tests/experiments/golden/quickstart-tiny.csv, written by that code on
-    this machine's class of CPU; every value, p-value, null mean and std bit-equal)."""
+    """The quickstart on `tiny` through the grid runner gives the golden file
+    (tests/experiments/golden/quickstart-tiny.csv): bit-equal on the CPU class that wrote it, and
+    within GOLDEN_TOLERANCE (relative, absolute) per column on another one (p-values: one draw of
+    19). History: the grid runner was bit-identical to the old one-axis runner (golden of commit
+    7c84ec9) until the comparison got its own sampling salt, which alters every comparison sample
+    on purpose; the golden file was regenerated after that change."""
     from featgeom.experiments.runner import run_experiment
     from featgeom.store.results import ResultsDB
 
@@ -144,7 +165,11 @@ def test_the_redesign_changes_no_number_of_the_quickstart(tmp_path):
     assert len(golden) == 186
     for g in golden:
         row = new[g["member_b"], int(g["seed_a"]), int(g["seed_b"]), g["pairing"], g["metric"], g["null_kind"]]
-        for column in ("value", "p_value", "null_mean", "null_std"):
-            assert row[column] == (None if g[column] == "" else float(g[column])), (g["member_b"], g["metric"], column)
+        for column, (rel, absolute) in GOLDEN_TOLERANCE.items():
+            where = (g["member_b"], g["metric"], g["pairing"], column)
+            if g[column] == "":
+                assert row[column] is None, where
+            else:
+                assert row[column] == pytest.approx(float(g[column]), rel=rel, abs=absolute), where
         assert row["analysis"] == "cross_member"
         assert json.loads(row["condition_json"]) == {"variant.feature_overlap_ratio": float(g["member_b"][7:])}

@@ -131,3 +131,70 @@ def test_basis_dependence_on_tiny(studies_out):
             assert value[angle, "mutual", metric] == pytest.approx(1.0, abs=1e-4), (angle, metric)
     assert value[90, "", "precision"] < value[30, "", "precision"] < value[0, "", "precision"]
     assert value[90, "", "recall"] < value[0, "", "recall"]
+
+
+@pytest.mark.slow
+def test_training_stability_on_tiny(studies_out):
+    """Task 2.4: every SAE measured at each checkpoint (its snapshot, not the final SAE), every
+    unordered pair of architectures compared at every checkpoint, and the finding computed."""
+    from featgeom.experiments.findings import run_findings
+
+    spec = load_spec("training-stability").at_preset("tiny")
+    archs, checkpoints = spec.axis("sae.arch").values, spec.axis("sae.checkpoint").values
+    rows = rows_of("training-stability", studies_out)
+    mcc = {(c["sae.arch"], c["sae.checkpoint"], r["seed_a"]): r["value"] for r in rows
+           if r["analysis"] == "recovery" and r["metric"] == "mcc" for c in [json.loads(r["condition_json"])]}
+    assert set(mcc) == {(a, c, s) for a in archs for c in checkpoints for s in spec.sae.seeds}
+    assert all(mcc[a, checkpoints[0], s] != mcc[a, 1.0, s] for a in archs for s in spec.sae.seeds)
+    cells = {(tuple(c["sae.arch"]), c["sae.checkpoint"]) for r in rows if r["analysis"] == "sae_pairs"
+             and r["metric"] == "decoder_mcc" for c in [json.loads(r["condition_json"])]}
+    assert cells == {((a, b), c) for i, a in enumerate(archs) for b in archs[i:] for c in checkpoints}
+    (finding,) = run_findings(["weak_strong_universality"], rows)
+    assert finding.numbers["checkpoints"] == checkpoints and len(finding.numbers["weak"]) == len(checkpoints)
+    assert isinstance(finding.numbers["held"], bool)
+
+
+@pytest.mark.slow
+def test_dead_latents_on_tiny(studies_out):
+    """Task 6.1: DLR at every checkpoint, DLS / DLRec between consecutive checkpoints of one run for
+    every revival method, and the finding per architecture and revival."""
+    from featgeom.experiments.findings import run_findings
+
+    spec = load_spec("dead-latents").at_preset("tiny")
+    revivals = spec.axis("sae.revival").values
+    rows = rows_of("dead-latents", studies_out)
+    steps = [(json.loads(r["condition_json"]), r) for r in rows if r["analysis"] == "dead_latents"]
+    assert {(c["sae.revival"], tuple(c["sae.checkpoint"])) for c, _ in steps} == {(v, (0.5, 1.0)) for v in revivals}
+    for _, r in steps:
+        if r["metric"] in ("dead_fraction_a", "dead_fraction_b", "dead_latent_stability", "dead_latent_recovery"):
+            assert (r["value"] is None and r["note"]) or 0 <= r["value"] <= 1
+    (finding,) = run_findings(["dead_latent_dynamics"], rows)
+    assert set(finding.numbers) >= {f"topk/{v}" for v in revivals} and "discovery_gap" in finding.numbers
+
+
+@pytest.mark.slow
+def test_mp_vs_l1_on_tiny(studies_out):
+    """Task 3.2: every (target rho_mm, architecture, seed) SAE has recovery and feature_splitting
+    rows; the condition is the target, the rows record the hidden_dim searched for it and the
+    rho_mm reached (within the search's tolerance); the finding judges every claim per world and
+    the report draws the split feature's decoder vectors."""
+    from featgeom.experiments.findings import run_findings
+    from featgeom.world import preset
+    from featgeom.world.superposition import TOLERANCE, hidden_dim_for_rho_mm
+
+    rows = rows_of("mp-vs-l1", studies_out)
+    cells = defaultdict(dict)
+    for r in rows:
+        cond = json.loads(r["condition_json"])
+        cells[cond["world.target_rho_mm"], cond["sae.arch"], r["seed_a"]][r["analysis"], r["metric"]] = r["value"]
+    assert sorted(cells) == [(t, a, s) for t in (0.3, 0.4) for a in ("matching_pursuit", "standard") for s in (0, 1)]
+    for (target, _, _), m in cells.items():
+        assert m["feature_splitting", "hidden_dim"] == hidden_dim_for_rho_mm(preset("tiny"), target).hidden_dim
+        assert abs(m["recovery", "rho_mm"] - target) <= TOLERANCE and m["feature_splitting", "rho_mm"] == m["recovery", "rho_mm"]
+        assert 0 <= m["feature_splitting", "split_fraction"] <= 1
+    assert all(cells[t, "matching_pursuit", s]["feature_splitting", "exploitation"] >= 1 for t in (0.3, 0.4) for s in (0, 1))
+    (finding,) = run_findings(["mp_exploitation"], rows)
+    assert set(finding.numbers) == {"target_rho_mm=0.3", "target_rho_mm=0.4"}
+    verdicts = {"held", "held in every seed", "not held", "not testable"}
+    assert all(set(e["claims"].values()) <= verdicts for e in finding.numbers.values())
+    assert (studies_out / "mp-vs-l1-tiny-feature_splitting-splitting.png").exists()

@@ -26,6 +26,7 @@ class Replicate:
     n_perm: int
     nulls: tuple[str, ...]
     extra_nulls_sets: int = 1  # input sets (the first ones) on which nulls[1:] run too
+    metrics: tuple[str, ...] | None = None  # similarity metrics scored (None: compare's default, all)
 
 
 def p_values(rep: Replicate) -> dict[tuple[str, str, str], list[float]]:
@@ -52,7 +53,7 @@ def p_values(rep: Replicate) -> dict[tuple[str, str, str], list[float]]:
             batch = fam.sample(COMPARE_SAMPLES, seed=50_000 + 97 * rep.seed + k, members=["base", "other"])
             nulls = rep.nulls if k < rep.extra_nulls_sets else rep.nulls[:1]
             result = compare(saes["base"], saes["other"], batch.hidden["base"], batch.hidden["other"],
-                             modes=MODES, n_perm=rep.n_perm, seed=k, nulls=nulls)
+                             modes=MODES, n_perm=rep.n_perm, seed=k, nulls=nulls, metrics=rep.metrics)
             for mode, summary in result.pairings.items():
                 for metric, test in summary.items():
                     if isinstance(test, dict):

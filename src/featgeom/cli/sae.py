@@ -184,3 +184,18 @@ def table_cmd(
     rows = recipe_table(preset, out, archs=arch or None, seed=seed)
     typer.echo(markdown_table(rows))
     typer.echo(json.dumps({"preset": preset, "rows": rows}))
+
+
+@sae_app.command("architectures")
+def architectures_cmd() -> None:
+    """List the registered architectures: name, how the target L0 is reached (controlled
+    coefficient and the gate calibrated after training, or set directly), revival, sparse pass, and
+    the description (featgeom.sae.architectures)."""
+    from featgeom.sae.architectures import REGISTRY
+
+    width = max(len(name) for name in REGISTRY)
+    for a in REGISTRY.values():
+        l0 = f"controller on '{a.coefficient}', calibrates {a.gate}" if a.controlled else "set directly"
+        revival = "aux or resample" if a.aux_revival else "resample"
+        typer.echo(f"{a.name:{width}s}  L0: {l0:40s}  revival: {revival:15s}  "
+                   f"sparse pass: {'yes' if a.sparse_pass else 'no ':3s}  {a.description}")

@@ -21,6 +21,12 @@ Built in:
   ``compare.rotation`` degrees (:func:`basis_rotation`).
 * ``sae_pairs`` (pair, within): the same comparison between two SAEs of one member, plus their
   architecture agreement, complementary coverage and ensemble gain (:func:`coverage_values`).
+* ``dead_latents`` (pair, within, ``across: sae.checkpoint``): task 6.1, one run's dead latents
+  on held-out samples from a checkpoint to the next: DLR at each, stability DLS and recovery
+  DLRec (:func:`dead_latent_steps`).
+* ``feature_splitting`` (sae): task 3.2, superposition exploitation (latents needed per true
+  feature) and the features the decoder splits over several latents (:func:`split_features`),
+  with the most-split feature's decoder vectors in its plane (the report draws them).
 
 :func:`register_analysis` adds one from Python; its function must be importable by the worker
 processes (defined at module level), since jobs carry it by reference.
@@ -122,15 +128,27 @@ def recovery(inp: AnalysisInput) -> Result:
             "mcc_chance": chance_mcc(width, member.feature_vectors, inp.seed_a)}
 
 
+_CHANCE_MCC: dict[tuple[int, int, str], float] = {}  # (width, seed, sha256 of the features) -> chance MCC
+
+
 def chance_mcc(width: int, features: Any, seed: int) -> float:
     """MCC (:func:`featgeom.metrics.mcc`) of ``width`` random Gaussian directions (seeded by
-    ``seed``) against the true features (N, d): what an SAE that learned nothing scores."""
+    ``seed``) against the true features (N, d): what an SAE that learned nothing scores. Kept per
+    worker process for each (width, features, seed), so the checkpoints, the architectures of one
+    width and the analyses of a member's SAEs of one seed share one Hungarian matching (~1.4 s at
+    640 x 512)."""
+    import hashlib
+
     import numpy as np
 
     from featgeom.metrics import mcc
 
-    rng = np.random.default_rng(seed)
-    return mcc(rng.standard_normal((width, np.asarray(features).shape[1])), features)
+    feat = np.ascontiguousarray(features, dtype=np.float64)
+    key = (int(width), int(seed), hashlib.sha256(feat.tobytes() + repr(feat.shape).encode()).hexdigest())
+    if key not in _CHANCE_MCC:
+        rng = np.random.default_rng(seed)
+        _CHANCE_MCC[key] = mcc(rng.standard_normal((width, feat.shape[1])), feat)
+    return _CHANCE_MCC[key]
 
 
 def compare_pair(inp: AnalysisInput) -> Result:
@@ -306,3 +324,191 @@ register_analysis(Analysis("basis_rotation", "sae", basis_rotation,
 register_analysis(Analysis("sae_pairs", "pair", compare_pair,
                            "two SAEs of one member differing in one axis (or seed): the same comparison",
                            pairs="within"))
+
+
+# --- dead latents across training checkpoints (plan task 6.1) ---
+
+def dead_latent_masks(inp: AnalysisInput) -> Any:
+    """(2, W) bool: row 0 = latents of SAE A, row 1 = latents of SAE B that never fire (z = 0) on
+    the held-out samples of A's evaluation (the evaluation salt's stream with seed
+    :data:`featgeom.sae.train.EVAL_SEED`, as many samples as A's stored evaluation used), so each
+    row's count is the ``dead_latents`` that evaluation recorded (``recovery``'s dead_fraction x W)."""
+    import numpy as np
+    import torch
+
+    from featgeom.metrics.detection import dead_latents
+    from featgeom.sae.evaluate import heldout_batches
+    from featgeom.sae.train import EVAL_SEED
+
+    saes = (inp.sae_a.sae, inp.sae_b.sae)
+    widths = {int(sae.W_dec.shape[0]) for sae in saes}
+    if len(widths) != 1:
+        raise ConfigError(f"dead_latents: the two SAEs have different widths {sorted(widths)}; compare one run's "
+                          "checkpoints (across: sae.checkpoint)")
+    masks = np.ones((2, widths.pop()), dtype=bool)
+    with torch.no_grad():
+        for hidden, _ in heldout_batches(inp.family, inp.member_a, int(inp.sae_a.metrics["num_samples"]), EVAL_SEED):
+            x = torch.from_numpy(hidden)
+            for row, sae in enumerate(saes):
+                masks[row] &= dead_latents(sae.encode(x).numpy())
+    return masks
+
+
+def dead_latent_steps(inp: AnalysisInput) -> Result:
+    """Task 6.1, dead latents from one checkpoint of a run to the next (``across: sae.checkpoint``:
+    SAE A = the run at c_k, SAE B = the same run at c_{k+1}). With D_a, D_b the sets of latents dead
+    on the held-out samples (:func:`dead_latent_masks`) and W the width:
+
+    * ``dead_fraction_a`` = |D_a| / W, ``dead_fraction_b`` = |D_b| / W (DLR at each checkpoint);
+    * ``dead_latent_stability`` (DLS) = |D_a & D_b| / |D_b| (of the latents dead at c_{k+1}, the
+      share already dead at c_k; None, with a note, when D_b is empty);
+    * ``dead_latent_recovery`` (DLRec) = |D_a - D_b| / |D_a| (of the latents dead at c_k, the share
+      alive at c_{k+1}; None when D_a is empty);
+    * ``dead_stayed`` = |D_a & D_b|, ``dead_revived`` = |D_a - D_b|, ``dead_died`` = |D_b - D_a|
+      (:func:`featgeom.metrics.dead.dead_latent_transitions`)."""
+    from featgeom.metrics.dead import dead_latent_transitions
+
+    if not isinstance(inp.condition.get("sae.checkpoint"), list):
+        raise ConfigError("dead_latents: compares one run at two checkpoints; use it with across: sae.checkpoint")
+    masks = dead_latent_masks(inp)
+    t = dead_latent_transitions(masks)
+    width = masks.shape[1]
+    values: list[tuple[str, str, float | None, float | None, float | None, float | None, str, str]] = [
+        ("", "dead_fraction_a", float(t.dead[0]) / width, None, None, None, "", ""),
+        ("", "dead_fraction_b", float(t.dead[1]) / width, None, None, None, "", "")]
+    for metric, ratio, empty in (("dead_latent_stability", t.stability[0], "no latent is dead at the later checkpoint"),
+                                 ("dead_latent_recovery", t.recovery[0], "no latent is dead at the earlier checkpoint")):
+        defined = bool(ratio == ratio)
+        values.append(("", metric, float(ratio) if defined else None, None, None, None, "", "" if defined else empty))
+    values += [("", f"dead_{kind}", float(count[0]), None, None, None, "", "")
+               for kind, count in (("stayed", t.stayed), ("revived", t.revived), ("died", t.died))]
+    return values
+
+
+register_analysis(Analysis("dead_latents", "pair", dead_latent_steps,
+                           "dead latents of one run from a checkpoint to the next (across sae.checkpoint): "
+                           "DLR at each, stability DLS and recovery DLRec", pairs="within"))
+
+
+# --- feature splitting and superposition exploitation (plan task 3.2) ---
+
+SPLIT_TARGET = 0.9  # superposition_exploitation's target: cos(feature, its projection on the latents' span)
+SPLIT_COS = 0.5  # |cos| with the feature that a latent of its split must have
+SPLIT_MAX_LATENTS = 10  # most latents a feature's reconstruction may use (exploitation), and the figure shows
+
+
+@dataclass(frozen=True)
+class Splitting:
+    """How an SAE's decoder splits the true features (:func:`split_features`).
+
+    own (N,) int64: latents each feature owns; joint (N,) float: cos of the feature with its
+    projection on the span of its own latents (0 without any); split (N,) bool; most_split: index
+    of the most-split feature (-1 when none is split); latents (k,) int64: its own latents in
+    decreasing |cos| (at most max_latents of them); cos (k,): their signed cosines with the
+    feature; perp (k,): their coordinate along the residual direction (the figure's plane: x =
+    cos, y = perp)."""
+
+    own: Any
+    joint: Any
+    split: Any
+    most_split: int
+    latents: Any
+    cos: Any
+    perp: Any
+
+
+def split_features(decoder: Any, features: Any, min_cos: float = SPLIT_COS,
+                   max_latents: int = SPLIT_MAX_LATENTS, target: float = SPLIT_TARGET) -> Splitting:
+    """Which true features the decoder (n, d) splits over several latents, features (N, d).
+
+    A latent l belongs to the feature it is most aligned with, owner(l) = argmax_f |cos(l, f)|,
+    when that |cos| >= ``min_cos``; own[f] = #{l : owner(l) = f}. Feature f is split when it owns
+    m >= 2 latents that together reconstruct it (joint[f] = ||P f|| / ||f|| >= ``target``, P the
+    least-squares projection on the span of its own latents) while no one of them alone does
+    (best[f] = max_l |cos(l, f)| < ``target``): the plan's "collectively reconstruct better but
+    individually correspond worse" (task 3.2). A feature one latent already reconstructs is not
+    split, however many near-copies of it there are. The most-split feature has the largest gain
+    joint - best (ties: more latents owned, then the lowest index). Its plane: u1 = f / ||f|| and u2 = the top right
+    singular vector of its (first max_latents, by |cos|) latents' parts orthogonal to f,
+    R_i = l_i - (l_i . u1) u1 for the unit decoder rows l_i (the direction they spread along),
+    signed so that the first latent has perp >= 0; each latent's coordinates are (l_i . u1, l_i . u2)."""
+    import numpy as np
+
+    from featgeom.formulas import unit_rows
+
+    dec = np.asarray(decoder, dtype=np.float64)
+    feat = np.asarray(features, dtype=np.float64)
+    unit_dec, unit_feat = unit_rows(dec, zero_rows="keep"), unit_rows(feat, "features")
+    cos = unit_feat @ unit_dec.T  # (N, n)
+    owner = np.argmax(np.abs(cos), axis=0)  # (n,)
+    owned = np.abs(cos[owner, np.arange(dec.shape[0])]) >= min_cos
+    own = np.bincount(owner[owned], minlength=feat.shape[0]).astype(np.int64)
+    joint, best = np.zeros(feat.shape[0]), np.zeros(feat.shape[0])
+    for f in np.flatnonzero(own):
+        rows = unit_dec[owned & (owner == f)]
+        coef = np.linalg.lstsq(rows.T, unit_feat[f], rcond=None)[0]
+        joint[f], best[f] = np.linalg.norm(rows.T @ coef), np.abs(rows @ unit_feat[f]).max()
+    split = (own >= 2) & (joint >= target) & (best < target)
+    if not split.any():
+        empty = np.zeros(0)
+        return Splitting(own, joint, split, -1, np.zeros(0, dtype=np.int64), empty, empty)
+    candidates = np.flatnonzero(split)
+    f = int(candidates[np.lexsort((candidates, -own[candidates], -(joint - best)[candidates]))[0]])
+    mine = np.flatnonzero(owned & (owner == f))
+    latents = mine[np.argsort(-np.abs(cos[f, mine]), kind="stable")][:max_latents]
+    along = unit_dec[latents] @ unit_feat[f]
+    residual = unit_dec[latents] - along[:, None] * unit_feat[f]
+    perp = residual @ np.linalg.svd(residual, full_matrices=False)[2][0]
+    return Splitting(own, joint, split, f, latents.astype(np.int64), along, -perp if perp[0] < 0 else perp)
+
+
+def feature_splitting(inp: AnalysisInput) -> Result:
+    """Task 3.2, how the SAE uses superposition: ``exploitation``
+    (:func:`featgeom.metrics.superposition_exploitation`, target SPLIT_TARGET: mean latents needed
+    per reconstructed feature; none, with a note, when no feature is reconstructed within
+    SPLIT_MAX_LATENTS latents, e.g. an SAE at chance); ``reconstructed_fraction``, the features
+    that many latents reconstruct to cos SPLIT_TARGET; ``split_fraction``, the features split
+    (:func:`split_features`), and ``split_fraction_chance``, that of a random decoder
+    (:func:`chance_split_fraction`: in few dimensions random latents align with some feature); the most-split feature (``most_split_feature``, the number of latents
+    it owns ``most_split_latents``, their joint reconstruction cos ``most_split_joint_cos``) with its
+    first k <= SPLIT_MAX_LATENTS latents' cosines ``split_cos_1..k`` and residual-direction
+    coordinates ``split_perp_1..k`` (the report's decoder-vector figure); the member's
+    ``hidden_dim`` and ``rho_mm``."""
+    from featgeom.compare import decoder_rows
+    from featgeom.errors import DataError
+    from featgeom.metrics import latents_per_feature, superposition_exploitation
+
+    member = inp.family.member(inp.member_a)
+    decoder, features = decoder_rows(inp.sae_a.sae), member.feature_vectors
+    found = split_features(decoder, features)
+    try:
+        exploitation, note = superposition_exploitation(decoder, features, target=SPLIT_TARGET,
+                                                        max_latents=SPLIT_MAX_LATENTS), ""
+    except DataError as exc:
+        exploitation, note = None, str(exc)
+    reached = latents_per_feature(decoder, features, target=SPLIT_TARGET, max_latents=SPLIT_MAX_LATENTS) > 0
+    numbers = {"reconstructed_fraction": reached.mean(), "split_fraction": found.split.mean(),
+               "split_fraction_chance": chance_split_fraction(decoder.shape[0], features, inp.seed_a),
+               "hidden_dim": member.hidden_dim, "rho_mm": member.rho_mm}
+    if found.most_split >= 0:
+        f = found.most_split
+        numbers.update({"most_split_feature": f, "most_split_latents": found.own[f],
+                        "most_split_joint_cos": found.joint[f]})
+        for i, (c, p) in enumerate(zip(found.cos, found.perp), start=1):
+            numbers.update({f"split_cos_{i}": c, f"split_perp_{i}": p})
+    return [("", "exploitation", exploitation, None, None, None, "", note)] + \
+        [("", key, float(value), None, None, None, "", "") for key, value in numbers.items()]
+
+
+def chance_split_fraction(width: int, features: Any, seed: int) -> float:
+    """``split_fraction`` (:func:`split_features`) of ``width`` random Gaussian directions (seeded
+    by ``seed``, as :func:`chance_mcc`) against the true features (N, d)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return float(split_features(rng.standard_normal((width, np.asarray(features).shape[1])), features).split.mean())
+
+
+register_analysis(Analysis("feature_splitting", "sae", feature_splitting,
+                           "superposition exploitation (latents per true feature) and the true features "
+                           "an SAE splits over several latents, with the most-split one's decoder vectors"))

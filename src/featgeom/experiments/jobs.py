@@ -4,9 +4,12 @@ Jobs run in worker processes (local or Ray), so they carry paths, not objects: e
 family from the store (hash-verified) and returns plain data the driver stores. A job's ``device``
 ('cpu', 'cuda' or 'cuda:N'; :mod:`featgeom.device`) says where its torch work runs.
 
-* :class:`TrainJob` -> ``{"path", "metrics"}`` of the SAE trained (or found) in the store; its
-  name is content-addressed (family, member, SAE settings, seed; a run has one device), so every
-  grid point that needs the same SAE shares one job;
+* :class:`TrainJob` -> ``{"path", "metrics"}`` of the SAE trained (or found) in the store, and
+  ``"snapshots"`` (fraction -> path, :func:`checkpoint_key`) of the snapshots it was asked to
+  keep (``checkpoints``: the ``sae.checkpoint`` values of the grid points that need it); its name
+  is content-addressed (family, member, SAE settings, seed; not the checkpoints, which are
+  views of the same run; a run has one device), so every grid point that needs the same SAE
+  shares one job;
 * :class:`AnalysisJob` -> result rows (dicts with the columns of
   :data:`featgeom.store.results.RESULT_COLUMNS`) of one registered analysis of one or two SAEs.
 """
@@ -24,7 +27,9 @@ from featgeom.store import canonical_json
 
 @dataclass(frozen=True)
 class TrainJob:
-    """Train an SAE of architecture ``arch`` on ``member`` with ``seed`` (recipe defaults + overrides)."""
+    """Train an SAE of architecture ``arch`` on ``member`` with ``seed`` (recipe defaults + overrides;
+    ``revival`` None: the recipe's), keeping its snapshots at the fractions ``checkpoints`` of the
+    training (:func:`featgeom.sae.train.train`)."""
 
     family_dir: str
     store: str
@@ -36,13 +41,16 @@ class TrainJob:
     l0: int | None
     replicate: int = 0
     device: str = "cpu"
+    revival: str | None = None
+    checkpoints: tuple[float, ...] = ()
 
     @property
     def name(self) -> str:
-        """'train:<member>:<arch>:s<seed>[:r<replicate>]@<hash of family and settings>'."""
-        key = canonical_json({"family": Path(self.family_dir).name, "member": self.member, "seed": self.seed,
-                              "arch": self.arch, "samples": self.samples, "width_factor": self.width_factor,
-                              "l0": self.l0})
+        """'train:<member>:<arch>:s<seed>[:r<replicate>]@<hash of family and settings>' (``revival``
+        in the hash only when set, so the names of runs without it are those before it existed)."""
+        settings = {"family": Path(self.family_dir).name, "member": self.member, "seed": self.seed,
+                    "arch": self.arch, "samples": self.samples, "width_factor": self.width_factor, "l0": self.l0}
+        key = canonical_json(settings if self.revival is None else {**settings, "revival": self.revival})
         digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         return f"train:{self.member}:{self.arch}:s{self.seed}" + (f":r{self.replicate}" if self.replicate else "") \
             + f"@{digest}"
@@ -52,7 +60,8 @@ class TrainJob:
 class AnalysisJob:
     """Run analysis ``analysis`` (function ``run``, see :mod:`featgeom.experiments.analyses`) on
     the SAE(s) at ``sae_a`` / ``sae_b`` ('' for a one-SAE analysis) of ``member_a`` / ``member_b``,
-    at the grid point ``condition_json`` (label ``condition``), in ``replicate``."""
+    at the grid point ``condition_json`` (label ``condition``), in ``replicate``; ``checkpoint_a`` /
+    ``checkpoint_b``: the fraction of its training each SAE is taken at (1: the final SAE)."""
 
     analysis: str
     run: Any
@@ -74,6 +83,8 @@ class AnalysisJob:
     metrics: tuple[str, ...] | None = None
     replicate: int = 0
     device: str = "cpu"
+    checkpoint_a: float = 1.0
+    checkpoint_b: float = 1.0
 
     @property
     def name(self) -> str:
@@ -94,13 +105,32 @@ def run_job(job: TrainJob | AnalysisJob) -> Any:
 
 
 def train_sae(job: TrainJob) -> dict[str, Any]:
-    """Train (or load from the store) the SAE of ``job``; its path and metrics."""
+    """Train (or load from the store) the SAE of ``job`` with the snapshots it asks for; its path
+    and metrics, and (with checkpoints) ``snapshots``: checkpoint_key(fraction) -> path."""
     from featgeom.family import load
     from featgeom.sae import train
+    from featgeom.sae.checkpoint import snapshot_path
+    from featgeom.sae.train import family_id_of
 
     family = load(job.family_dir)
-    trained = train(family, job.member, train_config(job, family), store=job.store)
-    return {"path": str(trained.path), "metrics": trained.metrics}
+    cfg = train_config(job, family)
+    trained = train(family, job.member, cfg, store=job.store, snapshots=job.checkpoints)
+    out: dict[str, Any] = {"path": str(trained.path), "metrics": trained.metrics}
+    if job.checkpoints:
+        fid, member = family_id_of(family), family.member(job.member).name
+        out["snapshots"] = {checkpoint_key(c): str(snapshot_path(job.store, cfg, fid, member, c))
+                            for c in job.checkpoints}
+    return out
+
+
+def checkpoint_key(fraction: float) -> str:
+    """The JSON key of a checkpoint fraction ('0.25')."""
+    return repr(float(fraction))
+
+
+def sae_path(trained: dict[str, Any], fraction: float) -> str:
+    """The path of a finished train job's SAE at ``fraction`` of its training (1: the final SAE)."""
+    return trained["path"] if fraction == 1 else trained["snapshots"][checkpoint_key(fraction)]
 
 
 def train_config(job: TrainJob, family: Any) -> Any:
@@ -114,6 +144,8 @@ def train_config(job: TrainJob, family: Any) -> Any:
         overrides["width"] = max(1, round(job.width_factor * family.member(job.member).num_features))
     if job.l0 is not None:
         overrides["l0"] = job.l0
+    if job.revival is not None:
+        overrides["revival"] = job.revival
     return recipe(job.arch, family, job.member, **overrides)
 
 

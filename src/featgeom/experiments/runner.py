@@ -11,7 +11,8 @@
    families in the content-addressed store ``OUT/store`` (a write there also removes temporaries
    a killed run left behind);
 3. plans the job graph (:func:`plan`): one family per (world point, replicate), one TrainJob
-   per distinct SAE (content-addressed: grid points that need the same SAE share it), one
+   per distinct SAE (content-addressed: grid points that need the same SAE share it; it keeps
+   the snapshots the ``sae.checkpoint`` values of those points ask for), one
    AnalysisJob per (grid point, replicate, analysis, SAE or SAE pair); replicate r is the family
    drawn with seed family_seed + r; all on the run's device; an analysis job starts as soon as
    its SAEs exist;
@@ -38,7 +39,7 @@ from typing import Any
 from featgeom.device import canonical_device, check_device
 from featgeom.errors import ConfigError, FeatgeomError, ResourceError
 from featgeom.interrupts import raise_if_interrupted
-from featgeom.experiments.jobs import AnalysisJob, TrainJob, job_detail, run_job
+from featgeom.experiments.jobs import AnalysisJob, TrainJob, job_detail, run_job, sae_path
 from featgeom.experiments.spec import ExperimentSpec, Point, condition_label, world_of
 from featgeom.store import canonical_json
 from featgeom.store import writable_destination
@@ -48,6 +49,7 @@ DB_NAME = "results.sqlite"
 CONNECT_SECONDS = 5.0  # TCP connect timeout of the cluster address check
 PROBE_SECONDS = 120.0  # how long every node of a cluster has to answer the store check
 TASK_RETRIES = 3  # Ray runs a task again (up to this many times) when its worker or node dies
+CHECKPOINT_AXIS = "sae.checkpoint"  # pairs across it: one run at consecutive checkpoints
 
 
 @dataclass(frozen=True)
@@ -94,30 +96,36 @@ def _needs_replicate(spec: ExperimentSpec, world: str, replicate: int) -> bool:
 
 @dataclass(frozen=True)
 class SAESettings:
-    """The SAE settings at a grid point: the experiment's, with the point's ``sae.*`` axes."""
+    """The SAE settings at a grid point: the experiment's, with the point's ``sae.*`` axes
+    (``revival`` None: the recipe's; ``checkpoint``: the fraction of the training the point's SAE
+    is taken at, 1 = the final SAE)."""
 
     arch: str
     samples: int
     width_factor: float | None
     l0: int | None
+    revival: str | None = None
+    checkpoint: float = 1.0
 
     @classmethod
     def at(cls, spec: ExperimentSpec, point: Point) -> SAESettings:
         s, axes = spec.sae, point.stage("sae")
         return cls(axes.get("arch", s.arch), int(axes.get("samples", s.samples)), axes.get("width_factor", s.width_factor),
-                   None if axes.get("l0", s.l0) is None else int(axes.get("l0", s.l0)))
+                   None if axes.get("l0", s.l0) is None else int(axes.get("l0", s.l0)), axes.get("revival"),
+                   float(axes.get("checkpoint", 1.0)))
 
 
 def check_train_configs(spec: ExperimentSpec, trains: list[TrainJob], families: dict[str, Any]) -> None:
     """Build the training config of every distinct SAE setting of replicate 0 on its family (an
     in-memory family for one not stored yet), so a bad SAE setting fails before any work
-    (ConfigError naming ``sae.<field>``)."""
+    (ConfigError naming ``sae.<field>``, e.g. "sae.revival: 'aux' needs a TopK-family or jumprelu
+    SAE; use 'resample' for standard")."""
     from featgeom.experiments.jobs import train_config
     from featgeom.family import load
 
     seen = set()
     for job in trains:
-        key = (job.family_dir, job.member, job.arch, job.samples, job.width_factor, job.l0)
+        key = (job.family_dir, job.member, job.arch, job.samples, job.width_factor, job.l0, job.revival)
         if job.replicate or key in seen:
             continue
         seen.add(key)
@@ -141,10 +149,14 @@ def plan(spec: ExperimentSpec, fam_dirs: dict[tuple[str, int], Path], store: Pat
     * sae_pairs across an sae axis X: for every unordered pair of X's values (a <= b in axis order,
       a == b included: the seed floor), SAE (a, seed i) against SAE (b, seed i+1 mod n); the row's
       condition has X -> [a, b];
+    * a pair analysis across ``sae.checkpoint``: one run (same seed) at consecutive checkpoints,
+      SAE (c_k, seed i) against SAE (c_{k+1}, seed i);
     * recovery: every SAE the point trains on its member (and, with variant axes, on the base,
       at the point without its variant axes).
 
-    The analysis jobs' SAE paths are filled in by :func:`_ready` once their train jobs finished.
+    A grid point's ``sae.checkpoint`` c < 1 adds c to the ``checkpoints`` of its SAE's train job
+    (one job per SAE whatever the checkpoints) and the analysis takes that SAE at c. The analysis
+    jobs' SAE paths are filled in by :func:`_ready` once their train jobs finished.
     """
     from featgeom.experiments.analyses import ANALYSES
 
@@ -156,17 +168,21 @@ def plan(spec: ExperimentSpec, fam_dirs: dict[tuple[str, int], Path], store: Pat
 
     def train(fam: Path, member: str, seed: int, settings: SAESettings, r: int) -> str:
         job = TrainJob(str(fam), str(store), member, seed, settings.arch, settings.samples, settings.width_factor,
-                       settings.l0, r, spec.device)
-        trains.setdefault(job.name, job)
+                       settings.l0, r, spec.device, settings.revival)
+        known = trains.setdefault(job.name, job)
+        if settings.checkpoint < 1 and settings.checkpoint not in known.checkpoints:
+            trains[job.name] = replace(known, checkpoints=tuple(sorted((*known.checkpoints, settings.checkpoint))))
         return job.name
 
-    def add(analysis: str, point_values: dict[str, Any], p: Point, r: int, sides: list[tuple[str, int, str]]) -> None:
+    def add(analysis: str, point_values: dict[str, Any], p: Point, r: int, sides: list[tuple[str, int, str]],
+            checkpoints: tuple[float, float] | None = None) -> None:
         kind, settings = ANALYSES[analysis], compare_settings(spec, p)
         (member_a, seed_a, _), (member_b, seed_b, _) = sides[0], sides[-1]
+        checkpoint_a, checkpoint_b = checkpoints or (SAESettings.at(spec, p).checkpoint,) * 2
         job = AnalysisJob(analysis, kind.run, kind.unit == "pair", str(fam_dirs[world_of(p), r]), "", "", member_a,
                           member_b, seed_a, seed_b, condition_label(point_values), canonical_json(point_values),
-                          settings["samples"], c.seed + r, settings["n_perm"], settings["modes"], tuple(c.nulls),
-                          None if c.metrics is None else tuple(c.metrics), r, spec.device)
+                          settings["samples"], c.seed + r, settings["n_perm"], settings["modes"], settings["nulls"],
+                          None if c.metrics is None else tuple(c.metrics), r, spec.device, checkpoint_a, checkpoint_b)
         planned.setdefault(job.name, (job, tuple(dict.fromkeys(need for _, _, need in sides))))
 
     for p, count in zip(points, counts):
@@ -199,27 +215,33 @@ def plan(spec: ExperimentSpec, fam_dirs: dict[tuple[str, int], Path], store: Pat
 def _add_axis_pairs(spec: ExperimentSpec, name: str, across: str, p: Point, r: int, fam: Path, points: list[Point],
                     counts: list[int], seeds: list[int], add: Callable[..., None], train: Callable[..., str]) -> None:
     """The comparisons of analysis ``name`` at point ``p`` across axis ``across`` (see :func:`plan`):
-    against every point equal to ``p`` but for a value of ``across`` at or after its own."""
+    against every point equal to ``p`` but for a value of ``across`` at or after its own (across
+    ``sae.checkpoint``: the next value only, same seed)."""
     values, member = spec.axis(across).values, p.member
+    consecutive = across == CHECKPOINT_AXIS
     for q, count in zip(points, counts):
         same_elsewhere = {k: v for k, v in q.values.items() if k != across} == \
             {k: v for k, v in p.values.items() if k != across}
-        if not same_elsewhere or values.index(q.values[across]) < values.index(p.values[across]) or count <= r:
+        step = values.index(q.values[across]) - values.index(p.values[across])
+        if not same_elsewhere or (step != 1 if consecutive else step < 0) or count <= r:
             continue
         pair_values = {**p.values, across: [p.values[across], q.values[across]]}
         a_set, b_set = SAESettings.at(spec, p), SAESettings.at(spec, q)
         for i, seed_a in enumerate(seeds):
-            seed_b = seeds[(i + 1) % len(seeds)]
+            seed_b = seed_a if consecutive else seeds[(i + 1) % len(seeds)]
             add(name, pair_values, p, r, [(member, seed_a, train(fam, member, seed_a, a_set, r)),
-                                          (member, seed_b, train(fam, member, seed_b, b_set, r))])
+                                          (member, seed_b, train(fam, member, seed_b, b_set, r))],
+                (a_set.checkpoint, b_set.checkpoint))
 
 
 def compare_settings(spec: ExperimentSpec, p: Point) -> dict[str, Any]:
-    """The comparison's samples, permutations and pairing modes at grid point ``p`` (its
+    """The comparison's samples, permutations, pairing modes and nulls at grid point ``p`` (its
     ``compare.*`` axes over the experiment's)."""
     c, axes = spec.compare, p.stage("compare")
     modes = (axes["mode"],) if "mode" in axes else tuple(c.modes)
-    return {"samples": int(axes.get("samples", c.samples)), "n_perm": int(axes.get("n_perm", c.n_perm)), "modes": modes}
+    nulls = (axes["null"],) if "null" in axes else tuple(c.nulls)
+    return {"samples": int(axes.get("samples", c.samples)), "n_perm": int(axes.get("n_perm", c.n_perm)), "modes": modes,
+            "nulls": nulls}
 
 
 def run_experiment(spec: ExperimentSpec, out: str | Path, *, workers: int = 1, ray: bool = False,
@@ -329,12 +351,13 @@ def _run_jobs(spec: ExperimentSpec, out: Path, trains: list[TrainJob], analyses:
 
 
 def _ready(pending: list[Planned], finished: dict[str, dict[str, Any]]) -> list[AnalysisJob]:
-    """Pop the analysis jobs whose SAEs are trained, with the SAE paths filled in (``sae_b`` ''
-    for a one-SAE analysis)."""
+    """Pop the analysis jobs whose SAEs are trained, with the SAE paths filled in (each at its
+    checkpoint; ``sae_b`` '' for a one-SAE analysis)."""
     ready = [(job, needs) for job, needs in pending if all(n in finished for n in needs)]
     for item in ready:
         pending.remove(item)
-    return [replace(job, sae_a=finished[needs[0]]["path"], sae_b=finished[needs[-1]]["path"] if job.pair else "")
+    return [replace(job, sae_a=sae_path(finished[needs[0]], job.checkpoint_a),
+                    sae_b=sae_path(finished[needs[-1]], job.checkpoint_b) if job.pair else "")
             for job, needs in ready]
 
 

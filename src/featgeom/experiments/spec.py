@@ -6,12 +6,18 @@ An experiment is a grid of named **axes** plus the **analyses** to run at every 
 * ``world.<field>``: any field of the preset's :class:`~featgeom.world.WorldConfig`, dotted into
   nested ones (``world.hidden_dim``, ``world.hierarchy.depth``, ``world.correlation.rank``,
   ``world.firing.exponent``); every world value is a family of its own (base = that world);
+  ``world.target_rho_mm`` (no WorldConfig field) is a target superposition level: the world's
+  hidden_dim is the one whose rho_mm is nearest it, found by bisection
+  (:mod:`featgeom.world.superposition`; within 0.01, else an error naming the value);
 * ``variant.<field>``: a field of :class:`~featgeom.family.VariantSpec` (``feature_overlap_ratio``,
   ``basis_rotation_angle``, ``superposition_delta``, ``hidden_dim``, ``mixing_pairs``,
   ``mixing_weight``); the grid point's member is the variant built with those values;
 * ``sae.<field>``: ``arch`` (categorical: a registered architecture), ``width_factor``, ``l0``,
-  ``samples``;
-* ``compare.<field>``: ``samples``, ``n_perm``, ``mode`` (categorical: one pairing mode),
+  ``samples``, ``revival`` (categorical: none / aux / resample), ``checkpoint`` (fractions of the
+  training in (0, 1], increasing: the point's SAE is the snapshot of the same run after that share
+  of its steps, 1 = the final SAE);
+* ``compare.<field>``: ``samples``, ``n_perm``, ``mode`` (categorical: one pairing mode), ``null``
+  (categorical: one null of :data:`featgeom.compare.NULLS`, instead of the experiment's ``nulls``),
   ``rotation`` (degrees, 0-90: the basis rotation of the ``basis_rotation`` analysis).
 
 Values are numbers (a numeric axis) or strings (a categorical axis). Several axes make a product
@@ -40,11 +46,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from featgeom.compare import NULLS
 from featgeom.config import build, check_seed, field_error, read_config_file, to_dict
 from featgeom.device import canonical_device
 from featgeom.errors import ConfigError
 from featgeom.match.pairing import MODES as PAIR_MODES
-from featgeom.sae.config import ARCHITECTURES
+from featgeom.sae.config import ARCHITECTURES, REVIVALS
 from featgeom.store import canonical_json
 
 PRESETS = ("tiny", "small", "medium", "synthsaebench-16k")
@@ -56,9 +63,10 @@ FULL_SCALE = {"synthsaebench-16k": {"sae": {"width_factor": 4096 / 16_384, "l0":
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")  # a name that is safe in file names
 STAGES = ("world", "variant", "sae", "compare")
 FAMILY_NAME = "grid"  # every experiment's families: equal configs are one artifact across experiments
-SAE_AXES = ("arch", "width_factor", "l0", "samples")
-COMPARE_AXES = ("samples", "n_perm", "mode", "rotation")
-CATEGORICAL = {"sae.arch": ARCHITECTURES, "compare.mode": PAIR_MODES}  # axis -> its registered values
+SAE_AXES = ("arch", "width_factor", "l0", "samples", "revival", "checkpoint")
+COMPARE_AXES = ("samples", "n_perm", "mode", "null", "rotation")
+CATEGORICAL = {"sae.arch": ARCHITECTURES, "sae.revival": REVIVALS, "compare.mode": PAIR_MODES,
+               "compare.null": NULLS}  # axis -> its registered values
 # member-name prefix of a variant field, so the variant of overlap 0.7 is 'overlap0.7' as before grids
 MEMBER_PREFIX = {"basis_rotation_angle": "rot", "feature_overlap_ratio": "overlap", "superposition_delta": "delta",
                  "hidden_dim": "dim", "mixing_pairs": "mix", "mixing_weight": "mixw"}
@@ -109,6 +117,9 @@ class Axis:
                 raise field_error(f"values[{i}]", f"axis {self.axis}: expected a number, got {value!r}")
             if self.axis == "compare.rotation" and not 0 <= value <= 90:
                 raise field_error(f"values[{i}]", f"axis {self.axis}: must be in [0, 90] degrees, got {value}")
+            if self.axis == "sae.checkpoint" and not (0 < value <= 1 and (i == 0 or value > self.values[i - 1])):
+                raise field_error(f"values[{i}]", f"axis {self.axis}: fractions of the training samples must lie "
+                                                  f"in (0, 1] and increase, got {value}")
 
     @property
     def stage(self) -> str:
@@ -406,6 +417,21 @@ class ExperimentSpec:
                     self.world_config({axis.field_name: value})
                 except ConfigError as exc:
                     raise field_error(f"axes.{axis.axis}.values[{i}]", f"{value!r} makes an invalid world ({exc})") from None
+        self._check_target_worlds()
+
+    def _check_target_worlds(self) -> None:
+        """With a world.target_rho_mm axis next to other world axes, every world point's target is
+        reachable with that point's other fields (ConfigError naming the axis and the point)."""
+        from featgeom.world.superposition import FIELD as TARGET
+
+        world_axes = [a.axis for a in self.axes if a.stage == "world"]
+        if f"world.{TARGET}" not in world_axes or len(world_axes) < 2:
+            return
+        for world in self.world_points():
+            try:
+                self.world_config(world.stage("world"))
+            except ConfigError as exc:
+                raise field_error(f"axes.world.{TARGET}", f"at {world.label}: {exc}") from None
 
     def _check_variants(self) -> None:
         """Every variant of the grid is a valid VariantSpec of its world (the family's checks)."""
@@ -508,11 +534,17 @@ class ExperimentSpec:
 
     def world_config(self, world: dict[str, Any]) -> dict[str, Any]:
         """The preset's world (as a mapping) with the fields ``world`` sets (dotted into nested
-        ones), validated as a WorldConfig (ConfigError naming the field)."""
+        ones), validated as a WorldConfig (ConfigError naming the field). ``target_rho_mm`` (not a
+        WorldConfig field) sets hidden_dim to the dimension whose rho_mm is nearest that target for
+        the world's other fields (:func:`featgeom.world.superposition.hidden_dim_for_rho_mm`)."""
         from featgeom.world.config import WorldConfig, preset
+        from featgeom.world.superposition import FIELD as TARGET
+        from featgeom.world.superposition import hidden_dim_for_rho_mm
 
         data = preset(self.preset).to_dict()
         for dotted, value in world.items():
+            if dotted == TARGET:
+                continue
             *parents, leaf = dotted.split(".")
             node = data
             for part in parents:
@@ -522,7 +554,12 @@ class ExperimentSpec:
             if leaf not in node or isinstance(node[leaf], dict):
                 raise field_error(dotted, f"unknown world field (one of {', '.join(sorted(node))})")
             node[leaf] = value
-        return build(WorldConfig, data).to_dict()
+        config = build(WorldConfig, data)
+        if TARGET in world:
+            if "hidden_dim" in world:
+                raise field_error(TARGET, "chooses the hidden dimension, so it cannot be combined with world.hidden_dim")
+            config = config.with_changes(hidden_dim=hidden_dim_for_rho_mm(config, world[TARGET]).hidden_dim)
+        return config.to_dict()
 
     def family_config(self, world: Point, replicate: int = 0, check_counts: bool = True) -> dict[str, Any]:
         """The family of ``world`` (a world point) in ``replicate`` (as a FamilyConfig mapping): its

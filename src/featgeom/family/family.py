@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,7 +28,12 @@ from featgeom.world.geometry import rho_mm
 from featgeom.world.sampler import FastSampler, FeatureBatch
 
 RHO_PROMISE = 0.01
-UNIVERSE_SALT = 0x5EED  # mixed into every sampling seed of a family
+# Sampling salts: a stream of a family's samples is seeded by SeedSequence([seed, salt]), so streams of
+# equal seeds but different salts are independent and share no sample: training, evaluation and
+# comparison stay apart whatever seeds and batch sizes they are given.
+TRAIN_SALT = 0x5EED  # SAE training batches (featgeom.sae.data.MemberStream)
+EVAL_SALT = 0xE7A1  # held-out evaluation batches (featgeom.sae.evaluate.heldout_batches)
+COMPARE_SALT = 0xC03A  # paired samples of iter_batches / sample: the inputs of comparisons (featgeom.compare)
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,37 +117,32 @@ class SyntheticModelFamily:
     # --------------------------------------------------------------- sampling
     def iter_batches(
         self, n: int, seed: int = 0, batch_size: int = 4096, with_features: bool = False,
-        members: Sequence[str | int] | None = None,
+        members: Sequence[str | int] | None = None, salt: int = COMPARE_SALT,
     ) -> Iterator[PairedBatch]:
-        """Stream n paired samples in batches: one universe draw per batch feeds every member (or
-        only ``members``, drawing only the universe blocks they read: their samples are the same
-        as in a draw for every member).
+        """Stream n paired samples in batches of a :class:`UniverseStream`: one universe draw per
+        batch feeds every member (or only ``members``, drawing only the universe blocks they read:
+        their samples are the same as in a draw for every member).
 
-        Same (seed, batch_size) -> same batches.  Memory is O(batch_size), so n can exceed RAM.
+        Same (seed, batch_size, salt) -> same batches.  Memory is O(batch_size), so n can exceed
+        RAM.  The default salt is the comparisons' (COMPARE_SALT), not training's or evaluation's.
         """
         if n < 1:
             raise ConfigError(f"n: number of samples must be >= 1, got {n}")
         if batch_size < 1:
             raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
-        chosen = self.members if members is None else [self.member(m) for m in members]
-        samplers = self.universe_samplers(seed, [m.name for m in chosen])
+        stream = UniverseStream(self, seed, members, salt)
         done = 0
         while done < n:
             size = min(batch_size, n - done)
-            universe = draw_universe(samplers, size, self.world.num_features)
-            hidden, features = {}, {} if with_features else None
-            for m in chosen:
-                acts = (universe @ m.source).tocsr()
-                hidden[m.name] = member_hidden(acts, m)
-                if features is not None:
-                    features[m.name] = acts
-            yield PairedBatch(hidden, features)
+            drawn = stream.next(size)
+            features = {name: acts for name, (_, acts) in drawn.items()} if with_features else None
+            yield PairedBatch({name: hidden for name, (hidden, _) in drawn.items()}, features)
             done += size
 
     def sample(self, n: int, seed: int = 0, batch_size: int = 4096, with_features: bool = False,
-               members: Sequence[str | int] | None = None) -> PairedBatch:
+               members: Sequence[str | int] | None = None, salt: int = COMPARE_SALT) -> PairedBatch:
         """n paired samples (of every member, or of ``members``) from :meth:`iter_batches`, in one batch."""
-        batches = list(self.iter_batches(n, seed, batch_size, with_features, members))
+        batches = list(self.iter_batches(n, seed, batch_size, with_features, members, salt))
         names = list(batches[0].hidden)
         hidden = {name: np.concatenate([b.hidden[name] for b in batches]) for name in names}
         features = None
@@ -150,7 +151,7 @@ class SyntheticModelFamily:
         return PairedBatch(hidden, features)
 
     def universe_samplers(self, seed: int, members: Sequence[str | int] | None = None,
-                          salt: int = UNIVERSE_SALT) -> list[FastSampler | None]:
+                          salt: int = TRAIN_SALT) -> list[FastSampler | None]:
         """One sampler per universe block (block b: the base draw for b = 0, variant b's own draw
         otherwise), seeded from (seed, salt, b); None for blocks no member (of ``members``) reads."""
         n = self.world.num_features
@@ -178,11 +179,64 @@ class SyntheticModelFamily:
         }
 
 
-def draw_universe(samplers: list[FastSampler | None], size: int, n_world: int) -> sp.csr_matrix:
-    """One universe draw (size, n_world * len(samplers)): each block sampled, unused blocks empty."""
-    blocks = [s.sample_features(size).to_scipy() if s else sp.csr_matrix((size, n_world), dtype=np.float32)
-              for s in samplers]
-    return sp.hstack(blocks, format="csr")
+class UniverseStream:
+    """Resumable paired samples of ``members`` (None: all): the one implementation of drawing a
+    family's samples (:meth:`SyntheticModelFamily.iter_batches` and the SAE stage's
+    ``MemberStream`` are loops over it).
+
+    Each :meth:`next` is one universe draw (n, U), its block b drawn by the sampler seeded from
+    SeedSequence([seed, salt]).spawn(#members)[b] (``salt``: one of the sampling salts above;
+    blocks no chosen member reads are not drawn), and gives every chosen member acts_m = universe @
+    S_m (n, N_m) CSR with sorted column indices and hidden_m = acts_m @ feature_vectors_m + bias_m
+    (n, d_m) float32.  A member whose S_m is the identity on block 0 (the base) reads that block
+    without the product.
+    """
+
+    def __init__(self, family: SyntheticModelFamily, seed: int, members: Sequence[str | int] | None,
+                 salt: int) -> None:
+        self.members = family.members if members is None else [family.member(m) for m in members]
+        self.samplers = family.universe_samplers(seed, [m.name for m in self.members], salt)
+        self.n_world = family.world.num_features
+        self.reads_base_block = [is_identity(m.source, self.n_world) for m in self.members]
+
+    def next(self, n: int) -> dict[str, tuple[np.ndarray, sp.csr_matrix]]:
+        """The next n samples: {member name: (hidden (n, d_m) float32, acts CSR (n, N_m))}."""
+        blocks = [s.sample_features(n).to_scipy() if s else None for s in self.samplers]
+        universe = None
+        out = {}
+        for member, direct in zip(self.members, self.reads_base_block):
+            if direct:
+                acts = blocks[0]
+            else:
+                universe = universe if universe is not None else stack_blocks(blocks, n, self.n_world)
+                acts = (universe @ member.source).tocsr()
+                acts.sort_indices()
+            out[member.name] = (member_hidden(acts, member), acts)
+        return out
+
+    def state(self) -> dict[str, Any]:
+        """The position of every sampler (JSON-ready), for checkpoints."""
+        return {str(b): s.state() for b, s in enumerate(self.samplers) if s is not None}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state`."""
+        for b, s in enumerate(self.samplers):
+            if s is not None:
+                s.set_state(state[str(b)])
+
+
+def stack_blocks(blocks: list[sp.csr_matrix | None], size: int, n_world: int) -> sp.csr_matrix:
+    """The universe (size, n_world * len(blocks)) from its drawn blocks (size, n_world); undrawn
+    (None) blocks are empty."""
+    return sp.hstack([b if b is not None else sp.csr_matrix((size, n_world), dtype=np.float32) for b in blocks],
+                     format="csr")
+
+
+def is_identity(source: sp.csr_matrix, n: int) -> bool:
+    """True when S maps universe column i (< n) to member feature i with weight 1 and nothing else."""
+    coo = source.tocoo()
+    return (source.shape[1] == n and coo.nnz == n and np.array_equal(np.sort(coo.row), np.arange(n))
+            and np.array_equal(coo.row, coo.col) and np.all(coo.data == 1))
 
 
 def member_hidden(acts: sp.csr_matrix, member: Member) -> np.ndarray:

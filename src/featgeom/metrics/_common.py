@@ -1,7 +1,8 @@
 """Input handling shared by the metrics: decoder/feature matrices, activations, ids, blocks.
 
 Errors name the offending argument. Zero rows are kept: like SAELens's ``cosine_similarities``
-(norms clamped at 1e-8) a zero row has cosine 0 with every other row.
+(norms clamped at 1e-8; :func:`featgeom.formulas.unit_rows` with ``zero_rows="keep"``) a zero
+row has cosine 0 with every other row.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import scipy.sparse as sp
 
 from featgeom.checks import as_matrix, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
+from featgeom.formulas import unit_rows
 
-_NORM_FLOOR = 1e-8
 _BLOCK_BYTES = 32 << 20  # size of one dense float64 block of a row-blocked computation
 
 Acts = np.ndarray | sp.csr_array
@@ -30,14 +31,10 @@ def same_dim(x: np.ndarray, y: np.ndarray, names: tuple[str, str]) -> None:
         )
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows of ``x`` divided by max(norm, 1e-8)."""
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _NORM_FLOOR)
-
-
 def abs_cos(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """|cos| (n_x, n_y) between the rows of x (n_x, d) and y (n_y, d)."""
-    return np.abs(unit_rows(x) @ unit_rows(y).T)
+    """|cos| (n_x, n_y) between the rows of x (n_x, d) and y (n_y, d); zero rows give 0
+    (:func:`featgeom.formulas.unit_rows` keeping them)."""
+    return np.abs(unit_rows(x, zero_rows="keep") @ unit_rows(y, zero_rows="keep").T)
 
 
 def row_blocks(n_rows: int, n_cols: int) -> Iterator[slice]:

@@ -15,6 +15,7 @@ from numbers import Real
 import numpy as np
 import scipy.sparse as sp
 
+from featgeom import formulas
 from featgeom.checks import as_activations, check_same_rows, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.metrics._common import Acts, columns
@@ -31,7 +32,7 @@ class DetectionAccumulator:
     def __init__(self, decoder: object, features: object) -> None:
         cos = abs_cosine(decoder, features)
         self.n_latents, self.n_features = cos.shape
-        self.best = cos.argmax(axis=1)  # m(i), (n_latents,)
+        self.best = formulas.best_features(cos)  # m(i), (n_latents,)
         self.n_samples = 0
         self.tp = np.zeros(self.n_latents, dtype=np.int64)
         self.latent_fires = np.zeros(self.n_latents, dtype=np.int64)  # TP + FP
@@ -75,11 +76,10 @@ class DetectionAccumulator:
         tp = self.tp
         fp, fn = self.latent_fires - tp, self.feature_fires - tp
         tn = self.n_samples - tp - fp - fn
-        precision = _ratio(tp, tp + fp)
-        recall = _ratio(tp, tp + fn)
+        precision, recall = formulas.precision_recall(tp, fp, fn)
         out = {"precision": precision, "recall": recall}
         for b in betas:
-            out[f"f{b:g}"] = f_beta(precision, recall, b)
+            out[f"f{b:g}"] = formulas.f_beta(precision, recall, b)
         out["accuracy"] = (tp + tn) / self.n_samples
         out.update(tp=tp, fp=fp, fn=fn, tn=tn, feature=self.best)
         return out
@@ -131,6 +131,7 @@ def f_beta(precision: object, recall: object, beta: float = 1.0) -> np.ndarray |
     precision, recall: numbers or arrays in [0, 1] of one shape (broadcast); beta > 0 weighs
     recall beta times as much as precision (F0.5 favours precision, F2 recall, F1 is their
     harmonic mean). Returns a float for scalar inputs, else an array of the broadcast shape.
+    The checked inputs of :func:`featgeom.formulas.f_beta`.
     """
     if isinstance(beta, bool) or not isinstance(beta, Real) or not 0 < float(beta) < np.inf:
         raise ConfigError(f"beta: expected a finite number > 0, got {beta!r}")
@@ -142,7 +143,7 @@ def f_beta(precision: object, recall: object, beta: float = 1.0) -> np.ndarray |
         raise ShapeError(
             f"precision has shape {p.shape} but recall has {r.shape}: they must broadcast"
         ) from None
-    out = _ratio((1 + b * b) * p * r, b * b * p + r)
+    out = formulas.f_beta(p, r, b)
     return float(out) if out.ndim == 0 else out
 
 
@@ -180,12 +181,6 @@ def _column_counts(fires: np.ndarray | sp.sparray) -> np.ndarray:
     csc = sp.csc_array(fires)
     csc.eliminate_zeros()
     return np.diff(csc.indptr).astype(np.int64)
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den elementwise, 0 where den == 0."""
-    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
 def _betas(betas: Sequence[float]) -> list[float]:

@@ -31,7 +31,8 @@ from scipy.linalg import orthogonal_procrustes
 
 from featgeom.checks import as_matrix, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
-from featgeom.metrics._common import pair_ids, positive_int, row_blocks, unit_rows
+from featgeom.formulas import unit_rows
+from featgeom.metrics._common import pair_ids, positive_int, row_blocks
 from featgeom.similarity import svcca
 
 LEVELS = ("L1", "L2", "L3", "L4", "L5", "L6")
@@ -98,7 +99,7 @@ def universality_levels(
             f"svcca_dims: {dims} exceeds min(k_nn, d_a, d_b) = "
             f"{min(k, dec_a.shape[1], dec_b.shape[1])}"
         )
-    x, y = unit_rows(dec_a[ia]), unit_rows(dec_b[ib])
+    x, y = unit_rows(dec_a[ia], zero_rows="keep"), unit_rows(dec_b[ib], zero_rows="keep")
     cos = _aligned_cos(x, y)
     t = LevelThresholds() if thresholds is None else thresholds
     need_nbhd = ~(cos > t.similar_cos)

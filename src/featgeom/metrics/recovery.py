@@ -14,8 +14,7 @@ from itertools import combinations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linear_sum_assignment
-
+from featgeom import formulas
 from featgeom.checks import as_matrix, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.metrics._common import (
@@ -44,10 +43,10 @@ def match_to_features(
 
     Returns (latent_idx, feature_idx, cos), each of length min(n_latents, N), sorted by
     latent_idx; cos[k] = |cos(decoder[latent_idx[k]], features[feature_idx[k]])| in [0, 1].
-    Ties are broken by scipy's solver.
+    The matching is :func:`featgeom.formulas.matching` maximising |cos| (ties broken by scipy's solver).
     """
     cos = abs_cosine(decoder, features)
-    rows, cols = linear_sum_assignment(cos, maximize=True)
+    rows, cols = formulas.matching(cos, maximize=True)
     return rows, cols, cos[rows, cols]
 
 
@@ -59,9 +58,10 @@ def mcc(decoder: object, features: object) -> float:
     is exactly (up to sign and scale) a true feature, near 0 for unrelated directions (random
     rows in high dimension). Equals SAELens's ``mean_correlation_coefficient``. Invariant to
     permutation, sign flips and positive scaling of rows of either input, and to any rotation
-    applied to both.
+    applied to both. (:func:`featgeom.formulas.mcc` of :func:`abs_cosine`, on the matching of
+    :func:`match_to_features`.)
     """
-    return float(match_to_features(decoder, features)[2].mean())
+    return formulas.mcc(abs_cosine(decoder, features), maximize=True)
 
 
 def uniqueness(decoder: object, features: object) -> float:
@@ -69,10 +69,10 @@ def uniqueness(decoder: object, features: object) -> float:
 
     uniqueness = |{argmax_j |cos(decoder_i, features_j)| : i}| / n_latents. Range (0, 1]: 1
     when every latent's best-matching feature is different, 1 / n_latents when all latents
-    prefer the same feature. Equals SAELens's ``feature_uniqueness``.
+    prefer the same feature. Equals SAELens's ``feature_uniqueness``
+    (:func:`featgeom.formulas.uniqueness` of :func:`abs_cosine`).
     """
-    best = abs_cosine(decoder, features).argmax(axis=1)
-    return np.unique(best).size / best.size
+    return formulas.uniqueness(abs_cosine(decoder, features))
 
 
 def feature_assignment(
@@ -90,9 +90,9 @@ def feature_assignment(
     cos = abs_cosine(decoder, features)
     out = np.full(cos.shape[0], -1, dtype=np.int64)
     if mode == "hungarian":
-        rows, cols = linear_sum_assignment(cos, maximize=True)
+        rows, cols = formulas.matching(cos, maximize=True)
     else:
-        rows, cols = np.arange(cos.shape[0]), cos.argmax(axis=1)
+        rows, cols = np.arange(cos.shape[0]), formulas.best_features(cos)
     good = cos[rows, cols] >= floor
     out[rows[good]] = cols[good]
     return out

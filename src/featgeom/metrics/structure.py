@@ -10,6 +10,7 @@ import numpy as np
 
 from featgeom.checks import as_matrix
 from featgeom.errors import DataError, ShapeError
+from featgeom.formulas import unit_rows
 from featgeom.metrics._common import (
     abs_cos,
     ids,
@@ -17,7 +18,6 @@ from featgeom.metrics._common import (
     positive_int,
     row_blocks,
     same_dim,
-    unit_rows,
 )
 from featgeom.metrics.recovery import match_to_features
 
@@ -53,7 +53,7 @@ def hierarchy_recovery(decoder: object, features: object, parent: object, *, k: 
             f"({int(np.sum(par >= 0))} pair(s), {lat.size} of {feat.shape[0]} features matched)"
         )
     lc, lp = latent_of[child], latent_of[par[child]]
-    unit = unit_rows(dec)
+    unit = unit_rows(dec, zero_rows="keep")
     success = np.empty(child.size, dtype=bool)
     for block in row_blocks(child.size, dec.shape[0]):
         cos = np.abs(unit[lc[block]] @ unit.T)  # (b, n_latents)
@@ -108,7 +108,8 @@ def _category_sums(dec: np.ndarray, code: np.ndarray, n_cat: int) -> tuple[np.nd
     onehot[np.arange(code.size), code] = 1.0
     within = np.zeros(n_cat)
     total = 0.0
-    diag = np.abs(np.einsum("ij,ij->i", unit_rows(dec), unit_rows(dec)))
+    unit = unit_rows(dec, zero_rows="keep")
+    diag = np.abs(np.einsum("ij,ij->i", unit, unit))
     for block in row_blocks(dec.shape[0], dec.shape[0]):
         cos = abs_cos(dec[block], dec)  # (b, n)
         per_cat = cos @ onehot  # (b, n_cat)

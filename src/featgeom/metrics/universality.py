@@ -19,7 +19,8 @@ from scipy.sparse.csgraph import connected_components
 from featgeom.checks import as_activations, as_matrix, check_finite, to_numpy
 from featgeom.errors import ConfigError, DataError, ShapeError
 from featgeom.match import CorrelationResult
-from featgeom.metrics._common import ids, pair_ids, positive_int, unit_rows
+from featgeom.formulas import unit_rows
+from featgeom.metrics._common import ids, pair_ids, positive_int
 from featgeom.metrics._corr import paired_correlation
 
 
@@ -241,7 +242,8 @@ def angular_tolerance(
     xa, ya = as_matrix(x, "x"), as_matrix(y, "y")
     if xa.shape != ya.shape:
         raise ShapeError(f"x has shape {xa.shape} but y has shape {ya.shape}: rows must be paired")
-    cos = np.clip(np.abs(np.einsum("ij,ij->i", unit_rows(xa), unit_rows(ya))), 0.0, 1.0)
+    ua, ub = unit_rows(xa, zero_rows="keep"), unit_rows(ya, zero_rows="keep")
+    cos = np.clip(np.abs(np.einsum("ij,ij->i", ua, ub)), 0.0, 1.0)
     angle = np.degrees(np.arccos(cos))
     return {t: float(np.mean(angle <= t + 1e-9)) for t in thetas}
 

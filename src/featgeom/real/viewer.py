@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from featgeom.errors import ConfigError, DataError, ShapeError
+from featgeom.formulas import unit_rows
 
 DIV_ID = "featgeom-viewer"
 LABEL_CHARS = 120  # longer labels are cut (with an ellipsis) in the page
@@ -329,7 +330,8 @@ def safe_json(obj: Any) -> str:
 
 # ------------------------------------------------------------------ validation and output
 def _unit_rows(dec: Any, name: str) -> np.ndarray:
-    """dec (N, d) as float64 unit rows; ShapeError unless 2-D, DataError for NaN/inf or zero rows."""
+    """dec (N, d) as float64 unit rows (:func:`featgeom.formulas.unit_rows`); ShapeError unless 2-D,
+    DataError for NaN/inf or zero rows."""
     try:
         arr = np.asarray(dec, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -338,10 +340,7 @@ def _unit_rows(dec: Any, name: str) -> np.ndarray:
         raise ShapeError(f"{name}: expected a 2-D array (latents, d) with both sizes >= 1, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise DataError(f"{name}: contains NaN or inf")
-    norms = np.linalg.norm(arr, axis=1)
-    if np.any(norms == 0):
-        raise DataError(f"{name}: row {int(np.flatnonzero(norms == 0)[0])} is zero (a direction needs a norm)")
-    return arr / norms[:, None]
+    return unit_rows(arr, name)
 
 
 def _check_pairs(idx_a: Any, idx_b: Any, score: Any, n_a: int, n_b: int) -> tuple[np.ndarray, ...]:

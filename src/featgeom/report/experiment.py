@@ -29,6 +29,7 @@ conditions' labels); a part with independent members also gets the nulls' calibr
 from __future__ import annotations
 
 import html
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -52,11 +53,13 @@ KNOWN_AXES: dict[str, tuple[str, float | None]] = {
     "sae.arch": ("SAE architecture", None),
     "sae.l0": ("SAE target L0", None),
     "world.hidden_dim": ("hidden dimension", None),
+    "world.target_rho_mm": ("target rho_mm (the hidden dimension is searched for it)", None),
 }
 ANALYSIS_TITLES = {
     "cross_member": "SAE of the base member against the SAE of each variant",
     "sae_pairs": "two SAEs of the same member that differ in one setting",
     "recovery": "each SAE against its member's true features",
+    "feature_splitting": "how many latents each SAE uses per true feature, and the features it splits",
     "layers": "pairs of layers of a real model",
 }
 GROUND_TRUTH = ("gt_mcc", "empirical_mcc", "universality_gap")
@@ -368,6 +371,8 @@ def _analysis_part(out: Path, stem: str, config: dict[str, Any], analysis: str, 
         figures, items = pairs_view(out, stem, config, table)
     else:
         figures, items = similarity_view(out, stem, table)
+    if analysis == "feature_splitting":
+        figures += splitting_figure(out, stem, table.rows)
     title = ANALYSIS_TITLES.get(analysis, "")
     numeric = len(axes) == 1 and axes[0].numeric
     counts = (f"<p>{_distinct_pairs(table)}.</p>" if table.modes
@@ -659,7 +664,9 @@ def grid_means(table: Table, curve: Curve, rows: Axis, cols: Axis, conditions: S
 
 def heatmap_figures(out: Path, stem: str, table: Table, curves: list[Curve]) -> list[str]:
     """One heatmap per curve of its mean over SAE seeds and replicates, first axis down, second
-    across; one figure per combination of the values of any further axes."""
+    across; one figure per combination of the values of any further axes (none without curves)."""
+    if not curves:
+        return []
     first, second, others = table.axes[0], table.axes[1], table.axes[2:]
     figures = []
     for k, (rest, conditions) in enumerate(_rest_groups(table, others)):
@@ -1069,3 +1076,68 @@ def _values_table(table: Table) -> str:
             cells.append(text)
         rows.append([pairing or "—", metric, *cells])
     return f"<div class='scroll'>{html_table(headers, rows)}</div>"
+
+
+# --- feature splitting: the decoder vectors that split one true feature (plan task 3.2) ---
+
+SPLIT_ARCH = "matching_pursuit"  # the figure's SAE: this architecture's where the run has it
+
+
+def split_example(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The 'feature_splitting' rows of the figure's SAE, as metric -> value plus its condition,
+    seed and replicate: among SAEs with a split feature, those of SPLIT_ARCH when there are any,
+    then the highest member rho_mm, then the lowest (replicate, seed, condition). None without one."""
+    saes: dict[tuple[str, int, int], dict[str, Any]] = defaultdict(dict)
+    for r in rows:
+        if r["analysis"] == "feature_splitting" and r["value"] is not None:
+            saes[r["condition_json"], r["replicate"], r["seed_a"]][r["metric"]] = r["value"]
+    found = [(key, m) for key, m in saes.items() if "most_split_latents" in m and "rho_mm" in m]
+    if not found:
+        return None
+    preferred = [(key, m) for key, m in found if condition_of(key[0]).get("sae.arch") == SPLIT_ARCH] or found
+    (condition, replicate, seed), metrics = min(preferred, key=lambda km: (-km[1]["rho_mm"], km[0][1], km[0][2], km[0][0]))
+    return {**metrics, "condition": condition_of(condition), "replicate": replicate, "seed": seed}
+
+
+def splitting_figure(out: Path, stem: str, rows: list[dict[str, Any]]) -> list[str]:
+    """The most-split true feature of one SAE (:func:`split_example`) and the k decoder vectors it
+    is split over, as arrows in the plane of the feature (x) and the latents' residual direction
+    (y): x = cos(latent, feature), y = the latent's part orthogonal to the feature along the
+    direction those parts spread most (``featgeom.experiments.analyses.split_features``). Drawn
+    from the analysis's stored rows, so the figure needs no SAE artifact."""
+    from featgeom.experiments.analyses import SPLIT_TARGET
+
+    ex = split_example(rows)
+    if ex is None:
+        return []
+    k = int(ex["most_split_latents"])
+    shown = next(i for i in itertools.count(1) if f"split_cos_{i}" not in ex) - 1  # the rows keep the first 10
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    circle = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(np.cos(circle), np.sin(circle), color="0.85", lw=0.8)
+    ax.annotate("", xy=(1, 0), xytext=(0, 0), arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 2})
+    ax.text(1.02, -0.08, f"feature {int(ex['most_split_feature'])}", fontsize=7)
+    colours = plt.get_cmap("tab10")
+    for i in range(1, shown + 1):
+        x, y = ex[f"split_cos_{i}"], ex[f"split_perp_{i}"]
+        ax.annotate("", xy=(x, y), xytext=(0, 0), arrowprops={"arrowstyle": "-|>", "color": colours(i - 1), "lw": 1.4})
+        ax.text(x * 1.05, y * 1.05, f"latent {i}: cos {x:.2f}", fontsize=7, color=colours(i - 1))
+    ax.set_xlim(-1.15, 1.45)
+    ax.set_ylim(-1.15, 1.15)
+    ax.set_aspect("equal")
+    label = ", ".join(f"{k_.rsplit('.', 1)[-1]}={v:g}" if _is_number(v) else f"{k_.rsplit('.', 1)[-1]}={v}"
+                      for k_, v in ex["condition"].items())
+    _style(ax, f"{label}, seed {ex['seed']}", "cos with the feature")
+    ax.set_ylabel("along the latents' residual direction", fontsize=8)
+    caption = (f"Decoder vectors splitting one true feature: the SAE ({label}, seed {ex['seed']}, hidden_dim "
+               f"{ex.get('hidden_dim', float('nan')):g}, rho_mm {ex['rho_mm']:.3f}) reconstructs feature "
+               f"{int(ex['most_split_feature'])} only with {k} latents together (joint cos "
+               f"{ex.get('most_split_joint_cos', float('nan')):.2f}; no one of them alone reaches cos {SPLIT_TARGET}; its "
+               "most-split feature, "
+               f"{ex.get('split_fraction', float('nan')):.0%} of its features are split); arrows: the unit feature "
+               "(black) and the unit decoder rows projected on the plane of the feature and the direction their "
+               "parts orthogonal to it spread along (an arrow shorter than 1 points partly out of the plane)"
+               + (f"; the {shown} latents most aligned with it are drawn." if shown < k else "."))
+    fig.tight_layout()
+    return [_save(fig, out, stem, "splitting", caption)]

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
+from featgeom.sae.architectures import architecture
 from featgeom.sae.config import SAETrainConfig
 
-COEFFICIENT = {"standard": "l1", "gated": "l1", "jumprelu": "l0"}
 DEFAULT_MATRYOSHKA_LEVELS = (0.125, 0.25, 0.5)
 
 
@@ -36,6 +36,7 @@ def sae_config(cfg: SAETrainConfig, d_in: int) -> Any:
         extra = {"l0_coefficient": cfg.sparsity_coefficient, "jumprelu_bandwidth": cfg.jumprelu_bandwidth,
                  "jumprelu_init_threshold": cfg.jumprelu_init_threshold,
                  "jumprelu_ste_to_input": cfg.jumprelu_ste_to_input,
+                 "jumprelu_sparsity_loss_mode": cfg.jumprelu_sparsity_loss, "target_l0": float(cfg.l0),
                  "pre_act_loss_coefficient": cfg.aux_coefficient if cfg.revival == "aux" else None}
     elif cfg.arch == "matching_pursuit":
         common["decoder_init_norm"] = 1.0
@@ -45,11 +46,30 @@ def sae_config(cfg: SAETrainConfig, d_in: int) -> Any:
     return cfg_cls(**common, **extra)
 
 
+def coefficient_name(arch: str) -> str:
+    """The SAELens coefficient the L0 controller adapts for ``arch`` ('l1' or 'l0'; a registry fact)."""
+    name = architecture(arch).coefficient
+    if name is None:
+        raise ValueError(f"{arch} has no controlled coefficient")
+    return name
+
+
 def matryoshka_widths(cfg: SAETrainConfig) -> list[int]:
     """Strictly increasing nested widths ending at cfg.width (fractions rounded, duplicates dropped)."""
     levels = cfg.matryoshka_levels if cfg.matryoshka_levels is not None else DEFAULT_MATRYOSHKA_LEVELS
     widths = sorted({max(1, round(f * cfg.width)) for f in levels} - {cfg.width})
     return [*widths, cfg.width]
+
+
+def parameter_groups(cfg: SAETrainConfig, sae: Any) -> list[dict[str, Any]]:
+    """Adam parameter groups: every parameter at lr, and JumpReLU's threshold at lr x
+    cfg.threshold_lr_factor (a group of its own only when the factor is not 1, so the other
+    architectures' optimiser is unchanged)."""
+    threshold = getattr(sae, "threshold", None)
+    if cfg.arch != "jumprelu" or cfg.threshold_lr_factor == 1.0 or threshold is None:
+        return [{"params": list(sae.parameters())}]
+    rest = [p for p in sae.parameters() if p is not threshold]
+    return [{"params": rest}, {"params": [threshold], "lr": cfg.lr * cfg.threshold_lr_factor}]
 
 
 def build_training_sae(cfg: SAETrainConfig, d_in: int) -> Any:

@@ -35,6 +35,9 @@ TRAINER_VERSION = 2  # 2: fixed thread count in the id, checkpoint interval out 
 GENERATOR = (f"featgeom-{featgeom.__version__}/sae-{TRAINER_VERSION}/torch-{version('torch')}"
              f"/sae-lens-{version('sae-lens')}")
 NOT_IN_ID = ("checkpoint_every",)  # training settings that change no bit of the result
+# Settings added after SAEs were first stored, left out of the id at these values (the behaviour
+# before they existed), so every earlier SAE keeps its id; any other value enters it.
+OMITTED_AT = {"device": "cpu", "jumprelu_sparsity_loss": "step", "threshold_lr_factor": 1.0}
 SAELENS_FILES = ("cfg.json", "sae_weights.safetensors")
 
 
@@ -58,14 +61,14 @@ class TrainedSAE:
 def run_config(cfg: SAETrainConfig, family_id: str, member: str) -> dict[str, Any]:
     """The content-addressed config of a run: training config (less NOT_IN_ID) + what it was trained on.
 
-    The device enters as its type ('cuda'; the index only says which of alike GPUs ran it), and not
-    at all for 'cpu', so CPU ids are those of the trainer before devices existed.
+    The device enters as its type ('cuda'; the index only says which of alike GPUs ran it). Fields
+    at their OMITTED_AT value ('cpu', JumpReLU's 'step' loss, threshold lr factor 1) are left out,
+    so the ids are those of the trainer before these fields existed.
     """
     train = {k: v for k, v in cfg.to_dict().items() if k not in NOT_IN_ID}
     train["device"] = device_type(train["device"])
-    if train["device"] == "cpu":
-        del train["device"]
-    return {"train": train, "family_id": family_id, "member": member}
+    return {"train": {k: v for k, v in train.items() if OMITTED_AT.get(k, object()) != v},
+            "family_id": family_id, "member": member}
 
 
 def run_id(cfg: SAETrainConfig, family_id: str, member: str) -> str:

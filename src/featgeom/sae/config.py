@@ -13,11 +13,15 @@ from typing import Any
 
 from featgeom.config import build, check_seed, field_error, to_dict
 from featgeom.device import canonical_device
+from featgeom.sae.architectures import REGISTRY
 
-ARCHITECTURES = ("standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated", "matching_pursuit")
-TOPK_FAMILY = ("topk", "batchtopk", "matryoshka_batchtopk")
-CONTROLLED = ("standard", "jumprelu", "gated")  # sparsity coefficient adapted to hit the target L0
+ARCHITECTURES = tuple(REGISTRY)  # the registered architectures (featgeom.sae.architectures)
+CONTROLLED = tuple(a.name for a in REGISTRY.values() if a.controlled)  # sparsity coefficient adapted to hit the target L0
 SCHEDULES = ("constant", "cosine", "linear_decay")
+# JumpReLU's sparsity loss (SAELens's jumprelu_sparsity_loss_mode): 'step' = coefficient x L0
+# (DeepMind), 'tanh' (Anthropic), 'quadratic' = coefficient x 2 / l0 x (L0 - l0)^2 per sample
+# around the target (Gemma Scope 2: pulls L0 up as well as down, so it needs no controller).
+JUMPRELU_SPARSITY_LOSSES = ("step", "tanh", "quadratic")
 REVIVALS = ("none", "aux", "resample")
 CHECKPOINT_FRACTION = 0.1  # default checkpoint interval: this fraction of the training samples
 
@@ -38,6 +42,12 @@ class SAETrainConfig:
     calibrate_l0: after training, shift the gate of a controlled SAE so its L0 on fresh samples
     equals the target (see :func:`featgeom.sae.train.calibrate_l0`).
     jumprelu_ste_to_input: JumpReLU's L0 gradient also reaches the encoder (Anthropic) or not (DeepMind).
+    jumprelu_sparsity_loss: one of JUMPRELU_SPARSITY_LOSSES (the quadratic one targets l0 itself).
+    threshold_lr_factor: JumpReLU's threshold trains with base learning rate lr x this factor (the
+    schedule applies to it as to every parameter). Adam moves a parameter by about its lr per step
+    whatever the gradient's scale, and SAELens parameterises the threshold directly, so from its
+    init 0.01 a threshold needs ~t / lr steps to reach a working value t (~2 on `small`: 700 steps
+    at lr 3e-3, i.e. 700k samples): a larger L0 coefficient cannot speed it up (docs/sae_recipes.md).
     matryoshka_levels: nested prefix widths as fractions of width (the last level is width).
     threads: torch intra-op (and BLAS) threads while training and evaluating; some reductions
     depend on it, so it is part of the id.  Default 1: on a 2-core CPU, two threads train TopK
@@ -72,6 +82,8 @@ class SAETrainConfig:
     jumprelu_bandwidth: float = 0.05
     jumprelu_init_threshold: float = 0.01
     jumprelu_ste_to_input: bool = True
+    jumprelu_sparsity_loss: str = "step"
+    threshold_lr_factor: float = 1.0
     calibrate_l0: bool = True
     matryoshka_levels: list[float] | None = None
     decoder_init_norm: float = 0.1
@@ -91,15 +103,18 @@ class SAETrainConfig:
         if self.arch in ("topk", "matching_pursuit") and self.l0 != int(self.l0):
             raise field_error("l0", f"must be an integer for {self.arch}, got {self.l0}")
         self._check_positive("lr", "batch_size", "samples", "dead_window", "log_every", "sparsity_coefficient",
-                             "threads")
+                             "threads", "threshold_lr_factor")
         if self.samples < self.batch_size:
             raise field_error("samples", f"must be >= batch_size ({self.batch_size}), got {self.samples}")
         check_seed("seed", self.seed)
         if self.schedule not in SCHEDULES:
             raise field_error("schedule", f"unknown schedule {self.schedule!r} (one of {', '.join(SCHEDULES)})")
+        if self.jumprelu_sparsity_loss not in JUMPRELU_SPARSITY_LOSSES:
+            raise field_error("jumprelu_sparsity_loss", f"unknown loss {self.jumprelu_sparsity_loss!r} "
+                              f"(one of {', '.join(JUMPRELU_SPARSITY_LOSSES)})")
         if self.revival not in REVIVALS:
             raise field_error("revival", f"unknown revival {self.revival!r} (one of {', '.join(REVIVALS)})")
-        if self.revival == "aux" and self.arch not in (*TOPK_FAMILY, "jumprelu"):
+        if self.revival == "aux" and not REGISTRY[self.arch].aux_revival:
             raise field_error("revival", f"'aux' needs a TopK-family or jumprelu SAE; use 'resample' for {self.arch}")
         for name in ("warmup_fraction", "decay_fraction"):
             if not 0 <= getattr(self, name) < 1:

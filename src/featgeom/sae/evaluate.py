@@ -12,7 +12,9 @@ z = encode(x) (n, W), reconstructions x̂ = decode(z) and decoder rows D (W, d):
   detector of its best-matching feature
   (fires: z_sj != 0 vs a_s,best(j) > 0), averaged over latents (0 where undefined)
 
-These are the definitions of SAELens's ``eval_sae_on_synthetic_data`` (a test checks agreement).
+These are the definitions of SAELens's ``eval_sae_on_synthetic_data`` (a test checks agreement);
+mcc, uniqueness, precision / recall and F_beta are :mod:`featgeom.formulas`'s, which
+:mod:`featgeom.metrics` computes too (here on torch tensors, there on NumPy arrays).
 :func:`evaluate_reconstruction` gives the ground-truth-free ones (explained variance, MSE, L0, dead
 latents, shrinkage) for activations with no planted features (a real model's).
 :func:`evaluate_on_member` refuses fewer than MIN_EVAL_SAMPLES held-out samples and invalid
@@ -28,12 +30,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from featgeom.config import check_seed, field_error
 from featgeom.errors import ConfigError, DataError, ShapeError
+from featgeom.family.family import EVAL_SALT
+from featgeom.formulas import best_features, f_beta, mcc, precision_recall, uniqueness
 
-EVAL_SALT = 0xE7A1  # held-out stream: SeedSequence([seed, EVAL_SALT]) never meets training's [seed, 0x5EED]
 EVAL_BATCH = 4096
 # Fewer held-out samples make the metrics noise: a latent firing on 1% of inputs is counted dead
 # with probability 0.6% at 512 samples but 37% at 100.
@@ -76,12 +78,6 @@ def cosine_matrix(decoder: torch.Tensor, features: torch.Tensor) -> torch.Tensor
     return (a @ b.T).abs()
 
 
-def mcc(cos: torch.Tensor) -> float:
-    """Mean |cos| over the optimal one-to-one matching (Hungarian on 1 - |cos|)."""
-    rows, cols = linear_sum_assignment(1.0 - cos.numpy())
-    return float(cos[rows, cols].mean())
-
-
 @torch.no_grad()
 def evaluate(sae: Any, feature_vectors: np.ndarray, batches: Any, member: str = "member") -> dict[str, float]:
     """Metrics of ``sae`` (see module docstring) over ``batches`` of (hidden (n, d), acts CSR (n, N)).
@@ -93,7 +89,7 @@ def evaluate(sae: Any, feature_vectors: np.ndarray, batches: Any, member: str = 
     decoder = sae.W_dec.detach().float()
     check_input_dim(sae, feature_vectors.shape[1], member)
     cos = cosine_matrix(decoder.cpu(), torch.from_numpy(np.asarray(feature_vectors, dtype=np.float32)))
-    best = cos.argmax(dim=1).numpy()
+    best = best_features(cos)
     counts = _Counts(width=decoder.shape[0], device=decoder.device)
     for hidden, acts in batches:
         x = torch.from_numpy(np.asarray(hidden, dtype=np.float32)).to(decoder.device)
@@ -134,8 +130,7 @@ def _finish(c: _Counts, cos: torch.Tensor) -> dict[str, float]:
     """Turn running sums into the metric dict (DataError when there were no samples)."""
     if c.n == 0:
         raise DataError("evaluate: no samples in the batches")
-    precision = _ratio(c.tp, c.tp + c.fp)
-    recall = _ratio(c.tp, c.tp + c.fn)
+    precision, recall = precision_recall(c.tp, c.fp, c.fn)
     f1 = f_beta(precision, recall, 1.0)
     accuracy = (c.n - c.fp - c.fn) / max(c.n, 1)
     recon = _reconstruction_metrics(c)
@@ -153,16 +148,9 @@ def _finish(c: _Counts, cos: torch.Tensor) -> dict[str, float]:
         "dead_latents": recon["dead_latents"],
         "dead_fraction": recon["dead_fraction"],
         "shrinkage": recon["shrinkage"],
-        "uniqueness": len(np.unique(cos.argmax(dim=1).numpy())) / c.width,
+        "uniqueness": uniqueness(cos),
         "num_samples": c.n,
     }
-
-
-def f_beta(precision: torch.Tensor, recall: torch.Tensor, beta: float) -> torch.Tensor:
-    """Per-latent F_beta = (1 + beta^2) P R / (beta^2 P + R) (0 where P = R = 0); beta 1 is F1,
-    0.5 weighs precision more, 2 recall more (task 5.1)."""
-    b2 = beta * beta
-    return _ratio((1 + b2) * precision * recall, b2 * precision + recall)
 
 
 def _total_variance(c: _Counts) -> float:
@@ -207,13 +195,9 @@ def evaluate_reconstruction(sae: Any, batches: Any) -> dict[str, float]:
     return {**_reconstruction_metrics(counts), "mse": counts.sq_resid / counts.n}
 
 
-def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """num / den, 0 where den == 0."""
-    return torch.where(den > 0, num / den.clamp(min=1e-300), torch.zeros_like(num))
-
-
 def heldout_batches(family: Any, member: str | int, num_samples: int, seed: int) -> Any:
-    """Held-out (hidden, acts) batches of one member, from a stream disjoint from training's."""
+    """Held-out (hidden, acts) batches of one member, drawn with EVAL_SALT: a stream apart from
+    training's (TRAIN_SALT) and the comparisons' (COMPARE_SALT) for every seed."""
     from featgeom.sae.data import MemberStream
 
     stream = MemberStream(family, member, seed, salt=EVAL_SALT)

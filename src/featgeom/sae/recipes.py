@@ -15,24 +15,12 @@ from typing import Any
 import numpy as np
 
 from featgeom.errors import ConfigError
+from featgeom.sae.architectures import REGISTRY
 from featgeom.sae.config import ARCHITECTURES, SAETrainConfig
 
 # Settings found on the `small` preset (512 features, 128 dims) within 5 minutes on 2 cores, one
-# torch thread (docs/sae_recipes.md has the measurements).
-RECIPES: dict[str, dict[str, Any]] = {
-    # width_factor: width = round(width_factor x the member's number of features).
-    "topk": {"lr": 3e-3, "samples": 4_500_000, "revival": "aux", "width_factor": 1.25},
-    "batchtopk": {"lr": 3e-3, "samples": 5_000_000, "revival": "aux", "width_factor": 1.25},
-    "matryoshka_batchtopk": {"lr": 3e-3, "samples": 2_600_000, "revival": "aux", "width_factor": 1.25},
-    "standard": {"lr": 3e-3, "samples": 3_000_000, "revival": "resample", "schedule": "cosine",
-                 "sparsity_coefficient": 3.0, "controller_gain": 0.02},
-    "jumprelu": {"lr": 3e-3, "samples": 3_000_000, "revival": "aux", "schedule": "cosine",
-                 "sparsity_coefficient": 3.0, "controller_gain": 0.02, "aux_coefficient": 0.01,
-                 "jumprelu_ste_to_input": False},  # True (Anthropic) kills 86% of latents here
-    "gated": {"lr": 3e-3, "samples": 3_000_000, "revival": "resample", "schedule": "cosine",
-              "sparsity_coefficient": 3.0, "controller_gain": 0.02},
-    "matching_pursuit": {"lr": 3e-3, "samples": 1_500_000, "revival": "resample"},
-}
+# torch thread (docs/sae_recipes.md has the measurements); each architecture's registry entry holds its own.
+RECIPES: dict[str, dict[str, Any]] = {name: dict(a.recipe) for name, a in REGISTRY.items()}
 # The SAE settings SynthSAEBench publishes for its 16k world (width 4096, L0 25, 200M training
 # samples; ../shared/notes/anchors.md), the defaults of `featgeom sae train --preset synthsaebench-16k`.
 PUBLISHED: dict[str, dict[str, Any]] = {"synthsaebench-16k": {"width": 4096, "l0": 25, "samples": 200_000_000}}

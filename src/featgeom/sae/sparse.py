@@ -24,7 +24,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-SPARSE_ARCHS = ("topk", "batchtopk")
+from featgeom.sae.architectures import REGISTRY
+
+SPARSE_ARCHS = tuple(a.name for a in REGISTRY.values() if a.sparse_pass)  # topk, batchtopk
 
 
 def supports_sparse(sae: Any) -> bool:

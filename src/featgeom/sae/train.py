@@ -12,6 +12,10 @@ loss, or resampled).  Everything runs on ``cfg.threads`` threads whatever the ca
 (:func:`featgeom.sae.resources.fixed_threads`), so the id determines the bits.  With a store,
 the whole state is checkpointed every ``cfg.checkpoint_interval`` samples (10% by default) and
 a rerun resumes from the newest checkpoint, ending bit-identical to an uninterrupted run.
+``snapshots`` (fractions of the training) keep the inference SAE of the same run after
+:func:`~featgeom.sae.checkpoint.snapshot_step` steps as an SAE artifact of its own
+(:mod:`featgeom.sae.checkpoint`), evaluated on the held-out samples like the final SAE; taking
+one changes no bit of the run.
 A run that cannot fit in memory is refused before anything is allocated (ConfigError); a run
 that diverges (non-finite loss or weights, every latent dead, explained variance < 0) raises
 DataError "training diverged: ..." and stores nothing.
@@ -19,14 +23,16 @@ DataError "training diverged: ..." and stores nothing.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,8 +44,10 @@ from featgeom.errors import ConfigError, DataError, ResourceError, ShapeError
 from featgeom.family.family import SyntheticModelFamily
 from featgeom.interrupts import raise_if_interrupted
 from featgeom.sae import arch as archs
+from featgeom.sae.architectures import architecture
 from featgeom.sae.artifact import GENERATOR, KIND, TrainedSAE, load, run_config, run_id, write_sae
-from featgeom.sae.checkpoint import checkpoint_root, latest_checkpoint, write_checkpoint
+from featgeom.sae.checkpoint import (checkpoint_root, latest_checkpoint, snapshot_config, snapshot_path, snapshot_step,
+                                     write_checkpoint)
 from featgeom.sae.config import CONTROLLED, SAETrainConfig
 from featgeom.sae.control import L0Controller
 from featgeom.sae.data import ArrayStream, MemberStream, check_activations, eval_row_count, split_rows
@@ -50,8 +58,8 @@ from featgeom.sae.sparse import sparse_forward_pass, supports_sparse
 from featgeom.store.artifacts import artifact_id, canonical_json
 
 EVAL_SAMPLES = 100_000
+EVAL_SEED = 0  # seed of the held-out evaluation stream (with the evaluation salt) of every SAE
 CALIBRATION_SAMPLES = 16_384
-GATE = {"standard": "b_enc", "gated": "b_gate", "jumprelu": "threshold"}
 HASH_CHUNK = 65_536  # rows per chunk when hashing activations
 HISTORY_KEYS = ("samples", "loss", "mse", "l0", "dead_fraction", "coefficient", "lr", "samples_per_s")
 
@@ -122,7 +130,7 @@ def family_id_of(family: SyntheticModelFamily) -> str:
 
 def train(family: SyntheticModelFamily, member: str | int, cfg: SAETrainConfig, store: str | Path | None = None,
           *, eval_samples: int = EVAL_SAMPLES, progress: bool = False,
-          on_step: Callable[[int], None] | None = None) -> TrainedSAE:
+          on_step: Callable[[int], None] | None = None, snapshots: Sequence[float] = ()) -> TrainedSAE:
     """Train (or resume, or just load) the SAE ``cfg`` describes on ``member`` of ``family``.
 
     With ``store``: the result is the artifact ``STORE/sae-<id>`` (returned as is when it already
@@ -132,19 +140,69 @@ def train(family: SyntheticModelFamily, member: str | int, cfg: SAETrainConfig, 
     ``progress``: report on stderr (:mod:`featgeom.sae.progress`).  ``on_step(samples)`` is called
     after every step.  ConfigError, before any work, on bad ``eval_samples`` or a run too big for
     the memory available; DataError "training diverged: ..." when the result is unusable.
+
+    ``snapshots``: fractions in (0, 1] of the training (needs ``store``); for each, the run also
+    stores its SAE after :func:`~featgeom.sae.checkpoint.snapshot_step` steps at
+    :func:`~featgeom.sae.checkpoint.snapshot_path` (1, or a fraction whose step is the last: the
+    final SAE itself). A snapshot is made like the final SAE: controlled architectures (standard /
+    jumprelu / gated) get the same L0 calibration (on a copy, with the next CALIBRATION_SAMPLES
+    training inputs, the stream then rewound), so the L0 of a snapshot and of the final SAE are
+    comparable; then the same held-out evaluation. The run itself is untouched (same weights,
+    history and final SAE as without snapshots). When the final SAE is stored but a snapshot is
+    not, the run is done again from the newest checkpoint before the earliest missing snapshot
+    (from the start once the checkpoints are gone), up to the last missing one.
     """
     check_eval_samples(eval_samples)
+    if snapshots and store is None:
+        raise ConfigError("snapshots: need a store to keep them in")
     m = family.member(member)
     fid = family_id_of(family)
     rid = run_id(cfg, fid, m.name)
     final = Path(store) / f"sae-{rid}" if store is not None else None
-    if final is not None and final.exists():
+    missing = _missing_snapshots(Path(store), cfg, fid, m.name, snapshots) if store is not None else {}
+    if final is not None and final.exists() and not missing:
         return load(final)
+    evaluate_sae = partial(evaluate_on_member, family=family, member=m.name, num_samples=eval_samples, seed=EVAL_SEED)
+    meta = {"family_id": fid, "member": m.name, "architecture": cfg.arch}
+    snap = _Snapshots(missing, partial(snapshot_config, cfg, fid, m.name), meta, evaluate_sae,
+                      final is not None and final.exists()) if missing else None
     done = _train_run(cfg, rid, store, m.hidden_dim, m.num_features, lambda: MemberStream(family, m.name, cfg.seed),
-                      lambda sae: evaluate_on_member(sae, family, m.name, eval_samples, seed=0), progress, on_step)
+                      evaluate_sae, progress, on_step, snap)
+    if done is None:  # the final SAE was stored already; the run only made the missing snapshots
+        return load(final)  # type: ignore[arg-type]
     meta = {"metrics": done.metrics, "family_id": fid, "member": m.name, "architecture": cfg.arch,
             "saelens_inference_architecture": done.sae.cfg.architecture(), "seconds": done.seconds}
     return _stored(done, rid, final, run_config(cfg, fid, m.name), meta, fid, m.name)
+
+
+def _missing_snapshots(store: Path, cfg: SAETrainConfig, family_id: str, member: str,
+                       fractions: Sequence[float]) -> dict[int, Path]:
+    """step -> artifact directory of each snapshot asked for (``fractions``) that is not the final
+    SAE and is not stored yet, in step order."""
+    paths = {snapshot_step(cfg, f): snapshot_path(store, cfg, family_id, member, f) for f in fractions}
+    return {step: path for step, path in sorted(paths.items()) if step < cfg.steps and not path.exists()}
+
+
+@dataclass(frozen=True)
+class _Snapshots:
+    """The snapshots a run still has to store: step -> artifact directory (``missing``), the
+    config of the one after a step (``config(step)``), the meta they share, how to evaluate one
+    (``evaluate(sae on the device)``, the final SAE's evaluation), and whether the final SAE is
+    stored already (then the run stops after the last missing snapshot)."""
+
+    missing: dict[int, Path]
+    config: Callable[[int], dict[str, Any]]
+    meta: dict[str, Any]
+    evaluate: Callable[[Any], dict[str, float]]
+    final_stored: bool
+
+    def until(self, steps: int) -> int:
+        """The step the run has to reach: the last missing snapshot's when the final SAE is stored."""
+        return max(self.missing) if self.final_stored else steps
+
+    def resume_before(self, batch_size: int) -> int:
+        """The most samples a checkpoint to resume from may hold: before the earliest missing snapshot."""
+        return (min(self.missing) - 1) * batch_size
 
 
 @dataclass
@@ -162,25 +220,31 @@ class _Done:
 
 def _train_run(cfg: SAETrainConfig, rid: str, store: str | Path | None, d_in: int, num_features: int,
                make_stream: Callable[[], Any], evaluate_sae: Callable[[Any], dict[str, float]], progress: bool,
-               on_step: Callable[[int], None] | None) -> _Done:
+               on_step: Callable[[int], None] | None, snapshots: _Snapshots | None = None) -> _Done | None:
     """The run loop shared by every data source: check memory, resume from the newest checkpoint,
-    fit, calibrate L0, check the weights, evaluate (``evaluate_sae(sae on the device)``), check
-    the metrics.  ``make_stream()`` gives the training data (next_hidden / state / set_state)."""
+    fit (storing ``snapshots`` on the way), calibrate L0, check the weights, evaluate
+    (``evaluate_sae(sae on the device)``), check the metrics.  ``make_stream()`` gives the
+    training data (next_hidden / state / set_state).  None (checkpoints removed) when the final
+    SAE is stored already and the run stopped after the last missing snapshot."""
     calibration = CALIBRATION_SAMPLES if _calibrates(cfg) else 0
     check_memory(cfg, d_in, num_features, calibration)
     start = time.perf_counter()
     root = checkpoint_root(Path(store), rid) if store is not None else None
     with fixed_threads(cfg.threads), training_device(cfg) as device:
-        run = _resumed_run(cfg, d_in, make_stream(), rid, root, device)
+        at_most = snapshots.resume_before(cfg.batch_size) if snapshots else None
+        run = _resumed_run(cfg, d_in, make_stream(), rid, root, device, at_most)
         with _out_of_memory(run, estimate_bytes(cfg, d_in, num_features, calibration)):
-            _fit(run, rid, root, progress, on_step)
+            _fit(run, rid, root, progress, on_step, snapshots)
+            if snapshots is not None and snapshots.final_stored:
+                if root is not None:
+                    shutil.rmtree(root, ignore_errors=True)
+                return None
             sae = _final_sae(run)
             _check_weights(run, sae)
             metrics = evaluate_sae(sae.to(device))
         sae.to("cpu")  # stored (cfg.json included) as a CPU SAE, loadable anywhere
     _check_metrics(run, metrics)
-    history = {k: np.asarray([row[k] for row in run.history], dtype=np.float64) for k in HISTORY_KEYS}
-    return _Done(cfg, sae, metrics, history, time.perf_counter() - start, root)
+    return _Done(cfg, sae, metrics, _history_arrays(run), time.perf_counter() - start, root)
 
 
 def _stored(done: _Done, rid: str, final: Path | None, config: dict[str, Any], meta: dict[str, Any],
@@ -331,10 +395,11 @@ def _out_of_memory(run: _Run, needed: int) -> Iterator[None]:
 
 
 def _resumed_run(cfg: SAETrainConfig, d_in: int, stream: Any, rid: str, root: Path | None,
-                 device: torch.device) -> _Run:
-    """A fresh run on ``device``, set to the newest valid checkpoint under ``root`` when there is one."""
+                 device: torch.device, at_most: int | None = None) -> _Run:
+    """A fresh run on ``device``, set to the newest valid checkpoint under ``root`` (of at most
+    ``at_most`` samples when given) when there is one."""
     run = _new_run(cfg, d_in, stream, device)
-    if root is not None and (found := latest_checkpoint(root, rid, device)) is not None:
+    if root is not None and (found := latest_checkpoint(root, rid, device, at_most)) is not None:
         run.last_checkpoint, state = found
         run.set_state(state)
     return run
@@ -346,6 +411,39 @@ def _final_sae(run: _Run) -> Any:
         calibrate_l0(run.sae, _to_device(run.stream.next_hidden(CALIBRATION_SAMPLES), run.since_fired.device),
                      run.cfg.l0)
     return _inference_sae(run.sae)
+
+
+def _snapshot_sae(run: _Run) -> Any:
+    """The inference SAE the run would end with if it ended now (:func:`_final_sae` on a copy of
+    the training SAE), leaving the run as it was: its training SAE untouched and its stream
+    rewound past the calibration inputs."""
+    training = copy.deepcopy(run.sae)
+    if _calibrates(run.cfg):
+        position = run.stream.state()
+        x = _to_device(run.stream.next_hidden(CALIBRATION_SAMPLES), run.since_fired.device)
+        run.stream.set_state(position)
+        calibrate_l0(training, x, run.cfg.l0)
+    return _inference_sae(training)
+
+
+def _write_snapshot(run: _Run, snapshots: _Snapshots) -> None:
+    """Store the run's SAE now (after ``run.step`` steps) as its snapshot: made as the final SAE
+    is, evaluated on the held-out samples, with the history so far; torch's global random state
+    is restored afterwards, so the run goes on exactly as without the snapshot."""
+    device = run.since_fired.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        sae = _snapshot_sae(run)
+        _check_weights(run, sae)
+        metrics = snapshots.evaluate(sae.to(device))
+    sae.to("cpu")
+    meta = {**snapshots.meta, "metrics": metrics, "snapshot_step": run.step, "snapshot_samples": run.samples,
+            "saelens_inference_architecture": sae.cfg.architecture()}
+    write_sae(snapshots.missing[run.step], snapshots.config(run.step), meta, _history_arrays(run), sae)
+
+
+def _history_arrays(run: _Run) -> dict[str, np.ndarray]:
+    """The run's history so far: one float64 array (log points,) per HISTORY_KEYS entry."""
+    return {k: np.asarray([row[k] for row in run.history], dtype=np.float64) for k in HISTORY_KEYS}
 
 
 def _kept(run: _Run) -> str:
@@ -384,7 +482,7 @@ def _new_run(cfg: SAETrainConfig, d_in: int, stream: Any, device: torch.device) 
     from sae_lens.training.optim import get_lr_scheduler
 
     sae = archs.build_training_sae(cfg, d_in).to(device)
-    optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    optimizer = torch.optim.Adam(archs.parameter_groups(cfg, sae), lr=cfg.lr, betas=(0.9, 0.999))
     warmup = int(cfg.warmup_fraction * cfg.steps)
     decay = int(cfg.decay_fraction * cfg.steps) if cfg.schedule == "linear_decay" else 0
     name = "cosineannealing" if cfg.schedule == "cosine" else "constant"
@@ -397,18 +495,23 @@ def _new_run(cfg: SAETrainConfig, d_in: int, stream: Any, device: torch.device) 
                 torch.zeros(cfg.width, dtype=torch.int64, device=device))
 
 
-def _fit(run: _Run, rid: str, root: Path | None, progress: bool, on_step: Callable[[int], None] | None) -> None:
-    """Run steps until cfg.steps, logging history and writing checkpoints."""
+def _fit(run: _Run, rid: str, root: Path | None, progress: bool, on_step: Callable[[int], None] | None,
+         snapshots: _Snapshots | None = None) -> None:
+    """Run steps until cfg.steps (or ``snapshots.until``), logging history, storing the missing
+    snapshots (before the checkpoint of the same step) and writing checkpoints."""
     cfg, every = run.cfg, run.cfg.checkpoint_interval
+    until = snapshots.until(cfg.steps) if snapshots is not None else cfg.steps
     bar = progress_reporter(cfg, run.samples) if progress else None
     try:
-        while run.step < cfg.steps:
+        while run.step < until:
             raise_if_interrupted()  # a Ctrl-C whose KeyboardInterrupt Python dropped (featgeom.interrupts)
             _step(run)
             if run.samples % cfg.log_every < cfg.batch_size or run.step == cfg.steps:
                 _log(run)
                 if bar is not None:
                     bar.update(run.samples, run.history[-1])
+            if snapshots is not None and run.step in snapshots.missing:
+                _write_snapshot(run, snapshots)
             if root is not None and every and run.samples // every > (run.samples - cfg.batch_size) // every:
                 run.last_checkpoint = write_checkpoint(root, rid, run.samples, run.state())
             if on_step is not None:
@@ -428,7 +531,7 @@ def _step(run: _Run) -> None:
         with torch.no_grad():
             sae.b_dec.copy_(x.mean(dim=0))
     dead = run.since_fired >= cfg.dead_window
-    coefficients = {archs.COEFFICIENT[cfg.arch]: run.controller.coefficient} if run.controller else {}
+    coefficients = {archs.coefficient_name(cfg.arch): run.controller.coefficient} if run.controller else {}
     sae.train()
     step = TrainStepInput(sae_in=x, coefficients=coefficients, dead_neuron_mask=dead, n_training_steps=run.step,
                           is_logging_step=False)
@@ -529,7 +632,7 @@ def calibrate_l0(sae: Any, x: torch.Tensor, target: float, iterations: int = 30)
     The gate is b_enc (standard), b_gate (gated) or the threshold (jumprelu, shift kept >= 0);
     L0(shift) is monotone, so bisection on shift in [-s, s] finds it.  Returns the shift applied.
     """
-    name = GATE[sae.cfg.architecture()]
+    name = architecture(sae.cfg.architecture()).gate
     gate = getattr(sae, name)
     original = gate.detach().clone()
     sign = 1.0 if name == "threshold" else -1.0  # raising the threshold / lowering a bias sparsifies

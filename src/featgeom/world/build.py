@@ -97,7 +97,19 @@ def hierarchy_depth(parent: np.ndarray) -> np.ndarray:
 
 def build_world(config: WorldConfig) -> World:
     """Build the world ``config`` describes with SAELens's generators (see module docstring)."""
-    from sae_lens.synthetic import FeatureDictionary, SyntheticModel
+    from sae_lens.synthetic import SyntheticModel
+
+    model = SyntheticModel(to_saelens_config(config), feature_dict=feature_dictionary(config))
+    return from_saelens(config, model)
+
+
+def feature_dictionary(config: WorldConfig) -> Any:
+    """The world's SAELens ``FeatureDictionary``: num_features seeded Gaussian directions in
+    R^hidden_dim with unit rows (seed ``config.seed``), orthogonalized by
+    :func:`~featgeom.world.geometry.orthogonalize` when ``config.orthogonalization`` is set, and
+    the bias. Its ``feature_vectors`` (N, d) are exactly those of :func:`build_world`; computing it
+    alone skips the firing, hierarchy and correlation generators."""
+    from sae_lens.synthetic import FeatureDictionary
 
     spec = config.orthogonalization
     initializer = None
@@ -105,15 +117,13 @@ def build_world(config: WorldConfig) -> World:
         def initializer(fd: FeatureDictionary) -> None:
             fd.feature_vectors.data = orthogonalize(fd.feature_vectors.data, spec.steps, spec.lr)
 
-    feature_dict = FeatureDictionary(
+    return FeatureDictionary(
         num_features=config.num_features,
         hidden_dim=config.hidden_dim,
         bias=config.bias if config.bias > 0 else False,
         initializer=initializer,
         seed=config.seed,
     )
-    model = SyntheticModel(to_saelens_config(config), feature_dict=feature_dict)
-    return from_saelens(config, model)
 
 
 def from_saelens(config: WorldConfig, model: SyntheticModel) -> World:

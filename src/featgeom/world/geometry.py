@@ -1,4 +1,8 @@
-"""Geometry of feature dictionaries: superposition (rho_mm) and fast orthogonalization."""
+"""Geometry of feature dictionaries: superposition (rho_mm) and fast orthogonalization.
+
+Directions are normalised by :func:`featgeom.formulas.unit_rows` (zero rows are errors), which
+this module re-exports for the world and family stages.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,7 @@ import torch
 
 from featgeom.checks import as_matrix
 from featgeom.errors import DataError
-
-
-def unit_rows(vectors: np.ndarray, name: str = "vectors") -> np.ndarray:
-    """Rows scaled to unit L2 norm; a zero row raises DataError.  Shape (N, d) -> (N, d)."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if np.any(norms == 0):
-        raise DataError(f"{name}: has {int(np.sum(norms == 0))} zero row(s); directions need non-zero norm")
-    return vectors / norms
+from featgeom.formulas import unit_rows
 
 
 def max_abs_cos(vectors: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
