@@ -187,12 +187,12 @@ def test_mp_vs_l1_on_tiny(studies_out):
     for r in rows:
         cond = json.loads(r["condition_json"])
         cells[cond["world.target_rho_mm"], cond["sae.arch"], r["seed_a"]][r["analysis"], r["metric"]] = r["value"]
-    assert sorted(cells) == [(t, a, s) for t in (0.3, 0.4) for a in ("matching_pursuit", "standard") for s in (0, 1)]
+    assert sorted(cells) == [(t, a, 0) for t in (0.3, 0.4) for a in ("matching_pursuit", "standard")]
     for (target, _, _), m in cells.items():
         assert m["feature_splitting", "hidden_dim"] == hidden_dim_for_rho_mm(preset("tiny"), target).hidden_dim
         assert abs(m["recovery", "rho_mm"] - target) <= TOLERANCE and m["feature_splitting", "rho_mm"] == m["recovery", "rho_mm"]
         assert 0 <= m["feature_splitting", "split_fraction"] <= 1
-    assert all(cells[t, "matching_pursuit", s]["feature_splitting", "exploitation"] >= 1 for t in (0.3, 0.4) for s in (0, 1))
+    assert all(cells[t, "matching_pursuit", 0]["feature_splitting", "exploitation"] >= 1 for t in (0.3, 0.4))
     (finding,) = run_findings(["mp_exploitation"], rows)
     assert set(finding.numbers) == {"target_rho_mm=0.3", "target_rho_mm=0.4"}
     verdicts = {"held", "held in every seed", "not held", "not testable"}

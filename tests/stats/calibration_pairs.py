@@ -3,7 +3,7 @@
 Replicate r: a `tiny` family drawn with seed r whose variant shares ``overlap`` of the base's
 features (0: the two models share nothing, so every null hypothesis holds); one TopK SAE per
 member (base seed r, variant seed r + 10_000: never the same initialisation); then
-``featgeom.compare.compare`` (every pairing mode) on ``n_sets`` independent sets of shared inputs. Each replicate runs in a worker process with one torch and one BLAS thread.
+``featgeom.compare.compare`` (every pairing mode) on ``n_sets`` independent sets of ``samples`` shared inputs. Each replicate runs in a worker process with one torch and one BLAS thread.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Replicate:
     nulls: tuple[str, ...]
     extra_nulls_sets: int = 1  # input sets (the first ones) on which nulls[1:] run too
     metrics: tuple[str, ...] | None = None  # similarity metrics scored (None: compare's default, all)
+    samples: int = COMPARE_SAMPLES  # shared inputs per comparison
 
 
 def p_values(rep: Replicate) -> dict[tuple[str, str, str], list[float]]:
@@ -50,7 +51,7 @@ def p_values(rep: Replicate) -> dict[tuple[str, str, str], list[float]]:
                 for m, seed in (("base", rep.seed), ("other", rep.seed + 10_000))}
         out: dict[tuple[str, str, str], list[float]] = {}
         for k in range(rep.n_sets):
-            batch = fam.sample(COMPARE_SAMPLES, seed=50_000 + 97 * rep.seed + k, members=["base", "other"])
+            batch = fam.sample(rep.samples, seed=50_000 + 97 * rep.seed + k, members=["base", "other"])
             nulls = rep.nulls if k < rep.extra_nulls_sets else rep.nulls[:1]
             result = compare(saes["base"], saes["other"], batch.hidden["base"], batch.hidden["other"],
                              modes=MODES, n_perm=rep.n_perm, seed=k, nulls=nulls, metrics=rep.metrics)
