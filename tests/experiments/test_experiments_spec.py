@@ -84,6 +84,8 @@ def test_config_hash_is_stable_and_sensitive():
     ({"analyses": [{"name": "sae_pairs", "across": "sae.l0"}]}, "analyses[0].across"),
     ({"analyses": [{"name": "sae_pairs"}], "sae": {"seeds": [0]}}, "analyses[0].across"),
     ({"analyses": [{"name": "recovery", "across": "sae.arch"}]}, "analyses[0].across"),
+    ({"axes": [{"axis": "sae.arch", "values": ["topk", "batchtopk"]}],
+      "analyses": [{"name": "dead_latents", "across": "sae.arch"}]}, "analyses[0].across"),
     ({"analyses": ["recovery"], "findings": ["colour"]}, "findings[0]"),
     ({"sae": {"arch": "relu"}}, "sae.arch"),
     ({"sae": {"seeds": [1, 1]}}, "sae.seeds"),

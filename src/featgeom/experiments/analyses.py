@@ -80,6 +80,7 @@ class Analysis:
     description: str
     pairs: str = ""
     objectives: tuple[str, ...] = ()
+    across: str = ""  # the one axis a 'within' analysis must pair across (checked when the spec loads); '' any
 
     def __post_init__(self) -> None:
         if self.unit not in ("sae", "pair"):
@@ -387,7 +388,7 @@ def dead_latent_steps(inp: AnalysisInput) -> Result:
 
 register_analysis(Analysis("dead_latents", "pair", dead_latent_steps,
                            "dead latents of one run from a checkpoint to the next (across sae.checkpoint): "
-                           "DLR at each, stability DLS and recovery DLRec", pairs="within"))
+                           "DLR at each, stability DLS and recovery DLRec", pairs="within", across="sae.checkpoint"))
 
 
 # --- feature splitting and superposition exploitation (plan task 3.2) ---

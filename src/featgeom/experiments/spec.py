@@ -399,6 +399,9 @@ class ExperimentSpec:
         if kind.pairs == "members" and not any(a.stage == "variant" for a in self.axes):
             raise field_error(f"analyses[{i}]", f"{analysis.name!r} compares the base with a variant member, but "
                                                 "the grid has no variant.* axis")
+        if kind.across and analysis.across != kind.across:
+            raise field_error(f"analyses[{i}].across", f"{analysis.name!r} compares SAEs across {kind.across} only, "
+                                                       f"got {analysis.across!r}")
         if kind.pairs == "within":
             if analysis.across == "seed":
                 if len(self.sae.seeds) < 2:
