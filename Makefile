@@ -1,9 +1,14 @@
-# Two entry points (see README.md): `make quickstart` and `make test`; both set up first.
+# Two entry points (see README.md): `make quickstart` and `make check` (the whole suite, what CI
+# runs); `make test` is the fast loop (everything not marked `slow`). All set up first.
+# The suite runs on two pytest-xdist workers, a test file per worker (`--dist loadfile`), so a
+# file's module- and session-scoped fixtures are built once.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= runs/quickstart
 
-.PHONY: setup quickstart test bench
+PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile
+
+.PHONY: setup quickstart test check bench
 
 setup: $(VENV)/.installed
 
@@ -18,7 +23,10 @@ quickstart: setup
 	$(VENV)/bin/featgeom run quickstart --preset small --out $(OUT)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PYTEST) -m "not slow"
+
+check: setup
+	$(PYTEST)
 
 bench: setup
 	$(PY) benchmarks/bench_sampler.py --quick

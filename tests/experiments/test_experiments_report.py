@@ -288,6 +288,10 @@ def test_sae_pairs_arch_matrix_is_symmetric_with_the_seed_floor_on_its_diagonal(
             "different arch values from 0.505 (topk vs relu) to 0.705 (topk vs jumprelu); 3 of 3 pairs below the "
             "lowest floor 0.800") in page
     assert "arch=topk vs relu" in page  # the pair conditions' labels head the values table
+    from featgeom.report.experiment import pair_matrix_findings
+
+    unpaired = pair_matrix_findings(axis, {"overlap": matrix}, "", "")  # coverage_pairs pairs no latents
+    assert unpaired[0].startswith("overlap by arch: seed-vs-seed floor topk 0.900")
 
 
 def test_pair_matrix_reads_the_runners_diagonal_lists_and_skips_an_sae_against_itself():
@@ -332,6 +336,31 @@ def test_pareto_front_and_specialists_are_named_from_the_data(tmp_path):
             "(explained_variance 0.900, mcc 0.700), name=A (explained_variance 0.950, mcc 0.500)") in page
     assert "The reconstruction specialist is name=A (explained_variance 0.950, mcc 0.500)" in page
     assert "the interpretability specialist is name=C (mcc 0.900, explained_variance 0.800)" in page
+
+
+def test_precision_recall_front_per_architecture_over_l0(tmp_path):
+    # (recall, precision) per (arch, L0): topk's L0 25 is dominated by its L0 9; every jumprelu
+    # point dominates the topk point of the same L0, so the front of both is jumprelu's alone
+    points = {("topk", 4): (0.30, 0.70), ("topk", 9): (0.50, 0.60), ("topk", 25): (0.45, 0.50),
+              ("jumprelu", 4): (0.35, 0.80), ("jumprelu", 9): (0.55, 0.70), ("jumprelu", 25): (0.80, 0.50)}
+    rows = [_row("recovery", {"sae.arch": arch, "sae.l0": l0}, metric, v + 0.002 * (2 * seed - 1), seed_a=seed)
+            for (arch, l0), (recall, precision) in points.items() for seed in (0, 1)
+            for metric, v in (("recall", recall), ("precision", precision), ("mcc", 0.7), ("explained_variance", 0.9))]
+    axes = [{"axis": "sae.arch", "values": ["topk", "jumprelu"]}, {"axis": "sae.l0", "values": [4, 9, 25]}]
+    out = make_db(tmp_path, rows, axes, ["recovery"])
+    page = write_experiment_report(out).read_text()
+    assert images(page) == 3  # heatmaps, the Pareto scatter, the trade-off per architecture
+    assert (out / "exp-tiny-recovery-tradeoff.png").stat().st_size > 1000
+    assert ("arch=topk: 2 of 3 conditions on its precision-recall front, from l0=4 (recall 0.300, precision "
+            "0.700) to l0=9 (recall 0.500, precision 0.600).") in page
+    assert ("arch=jumprelu: 3 of 3 conditions on its precision-recall front, from l0=4 (recall 0.350, precision "
+            "0.800) to l0=25 (recall 0.800, precision 0.500).") in page
+    assert "The precision-recall front of all arch values together has 3 conditions: jumprelu 3, topk 0." in page
+    from featgeom.report.experiment import tradeoff_groups
+
+    one_axis = [r for r in rows if json.loads(r["condition_json"])["sae.l0"] == 9]
+    table = Table(one_axis, "repair", varying_axes({"axes": axes}, one_axis))
+    assert tradeoff_groups(table, ("recall", "precision")) is None  # only the architecture varies: no trade-off to draw
 
 
 def test_pareto_falls_back_to_one_minus_normalized_mse():

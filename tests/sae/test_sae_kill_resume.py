@@ -54,7 +54,7 @@ def test_sigkill_after_first_checkpoint_then_rerun_equals_uninterrupted(family_d
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.wait(timeout=30)
+        proc.wait(timeout=300)
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed; raise SAMPLES"
     run_dir = _first_checkpoint(killed)
     assert run_dir is not None

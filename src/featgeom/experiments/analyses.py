@@ -72,7 +72,9 @@ Result = list[tuple[str, str, float | None, float | None, float | None, float | 
 class Analysis:
     """A registered analysis: name, ``unit`` ('sae' or 'pair'), which SAEs a pair analysis meets
     (``pairs``: 'members' or 'within'; '' for 'sae'), ``run(AnalysisInput) -> values``, a one-line
-    description, and ``objectives`` (metrics the report draws a Pareto front of, all maximised)."""
+    description, ``objectives`` (metrics the report draws a Pareto front of, all maximised) and
+    ``tradeoff`` ((x, y) metrics, both maximised, whose front the report draws per value of a
+    categorical axis over the other axes: precision against recall over L0, per architecture)."""
 
     name: str
     unit: str
@@ -80,6 +82,7 @@ class Analysis:
     description: str
     pairs: str = ""
     objectives: tuple[str, ...] = ()
+    tradeoff: tuple[str, ...] = ()
     across: str = ""  # the one axis a 'within' analysis must pair across (checked when the spec loads); '' any
 
     def __post_init__(self) -> None:
@@ -88,6 +91,8 @@ class Analysis:
         if (self.unit == "pair") != (self.pairs in ("members", "within")):
             raise ConfigError(f"analysis {self.name}: pairs must be 'members' or 'within' for a pair analysis "
                               f"and '' for an SAE analysis, got {self.pairs!r}")
+        if len(self.tradeoff) not in (0, 2):
+            raise ConfigError(f"analysis {self.name}: tradeoff names two metrics (x, y) or none, got {self.tradeoff!r}")
 
 
 ANALYSES: dict[str, Analysis] = {}
@@ -310,7 +315,7 @@ def analysis_table() -> list[tuple[str, str, str]]:
 
 
 register_analysis(Analysis("recovery", "sae", recovery, "each SAE against its member's true features (held out)",
-                           objectives=("explained_variance", "mcc")))
+                           objectives=("explained_variance", "mcc"), tradeoff=("recall", "precision")))
 register_analysis(Analysis("cross_member", "pair", compare_pair,
                            "base SAE vs the grid point's variant SAE: pairing, similarity + nulls, ground truth",
                            pairs="members"))

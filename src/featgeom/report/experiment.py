@@ -17,7 +17,9 @@ order):
   value x value matrix per similarity metric, the diagonal being the seed-vs-seed floor;
 * 'recovery' also gets a Pareto scatter of its objectives (explained variance against MCC), one
   point per condition, with the non-dominated ones joined, and the reconstruction and
-  interpretability specialists named in the findings;
+  interpretability specialists named in the findings; with a categorical axis and another one
+  (architecture x L0), also the front of its trade-off (precision against recall) per value of the
+  categorical axis, and which values make up the front of all of them;
 * no varying axis: the values table only.
 
 Every part has findings computed from the numbers and a table of all values (columns = the
@@ -456,6 +458,10 @@ def recovery_view(out: Path, stem: str, config: dict[str, Any], table: Table) ->
             front = pareto_indices(points)
             figures.append(pareto_figure(out, stem, points, names, front, objectives))
             items += pareto_findings(points, names, front, objectives)
+    tradeoff = tradeoff_groups(table, _registered_tradeoff("recovery"))
+    if tradeoff is not None:
+        figures.append(tradeoff_figure(out, stem, table, *tradeoff))
+        items += tradeoff_findings(table, *tradeoff)
     return figures, items
 
 
@@ -784,7 +790,8 @@ def pair_matrix_findings(axis: Axis, matrices: dict[str, np.ndarray], mode: str,
                 below = sum(v < floor for v, _, _ in upper)
                 parts.append(f"{below} of {len(upper)} pairs below the lowest floor {floor:.3f}")
         if parts:
-            out.append(f"{metric} ({mode} pairing) by {axis.short}{suffix}: " + "; ".join(parts) + ".")
+            where = f" ({mode} pairing)" if mode else ""
+            out.append(f"{metric}{where} by {axis.short}{suffix}: " + "; ".join(parts) + ".")
     return out
 
 
@@ -880,6 +887,96 @@ def pareto_findings(points: np.ndarray, names: list[str], front: np.ndarray,
         out.append(f"The {label_x} is {names[best_x]} ({x_name} {points[best_x, 0]:.3f}, {y_name} "
                    f"{points[best_x, 1]:.3f}); the {label_y} is {names[best_y]} ({y_name} {points[best_y, 1]:.3f}, "
                    f"{x_name} {points[best_y, 0]:.3f}).")
+    return out
+
+
+def _registered_tradeoff(analysis: str) -> tuple[str, ...]:
+    from featgeom.experiments.analyses import ANALYSES
+
+    found = ANALYSES.get(analysis)
+    return found.tradeoff if found is not None else ()
+
+
+@dataclass(frozen=True)
+class TradeoffGroup:
+    """The conditions of one value of the grouping axis: their labels by the other axes and the
+    (n, 2) means of the two trade-off metrics, in grid order; ``front``: indices of its non-dominated points."""
+
+    value: str
+    labels: list[str]
+    points: np.ndarray
+    front: np.ndarray
+
+
+def tradeoff_groups(table: Table, metrics: Sequence[str]) -> tuple[Axis, tuple[str, str], list[TradeoffGroup]] | None:
+    """(grouping axis, (x, y) metrics, groups) for a per-group trade-off front: the part's first
+    categorical axis groups the conditions, the other varying axes label them; None unless both
+    metrics are measured, there is a categorical axis and another one, and some group has >= 2 points."""
+    if len(metrics) != 2 or not all(table.has("", m) for m in metrics):
+        return None
+    by = next((a for a in table.axes if not a.numeric), None)
+    if by is None or len(table.axes) < 2:
+        return None
+    others = [a for a in table.axes if a is not by]
+    xs, ys = table.mean("", metrics[0]), table.mean("", metrics[1])
+    groups = []
+    for value in by.values:
+        keep = [i for i, c in enumerate(table.conditions) if condition_of(c).get(by.name) == value
+                and np.isfinite(xs[i]) and np.isfinite(ys[i])]
+        if not keep:
+            continue
+        labels = [", ".join(f"{a.short}={a.text(condition_of(table.conditions[i]).get(a.name))}" for a in others)
+                  for i in keep]
+        points = np.array([[xs[i], ys[i]] for i in keep])
+        groups.append(TradeoffGroup(by.text(value), labels, points, pareto_indices(points)))
+    if not any(len(g.labels) >= 2 for g in groups):
+        return None
+    return by, (metrics[0], metrics[1]), groups
+
+
+def tradeoff_figure(out: Path, stem: str, table: Table, by: Axis, metrics: tuple[str, str],
+                    groups: list[TradeoffGroup]) -> str:
+    """One colour per value of ``by``: its conditions in grid order (thin line) and its front (markers
+    joined in order of the x metric), each point labelled with the other axes' values."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for k, g in enumerate(groups):
+        colour = f"C{k % 10}"
+        ax.plot(g.points[:, 0], g.points[:, 1], color=colour, lw=0.6, alpha=0.5, marker=".", ms=4)
+        on_front = g.points[g.front][np.argsort(g.points[g.front][:, 0])]
+        ax.plot(on_front[:, 0], on_front[:, 1], color=colour, marker="o", ms=6, lw=1.4, label=g.value)
+        for (x, y), label in zip(g.points, g.labels):
+            ax.annotate(label, (x, y), fontsize=5.5, color=colour, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(f"{metrics[0]} (higher is better)", fontsize=8)
+    ax.set_ylabel(f"{metrics[1]} (higher is better)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, title=by.title, title_fontsize=7)
+    caption = (f"{metrics[1]} against {metrics[0]} per {by.title}: each point one condition (mean over SAE seeds "
+               f"and replicates), labelled with its other axes; thick line and large markers: that "
+               f"{by.short}'s non-dominated conditions (its trade-off front), thin line: all its conditions in grid order.")
+    ax.set_title(f"{metrics[1]}-{metrics[0]} trade-off per {by.short}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out, stem, "tradeoff", caption)
+
+
+def tradeoff_findings(table: Table, by: Axis, metrics: tuple[str, str], groups: list[TradeoffGroup]) -> list[str]:
+    """Per value of ``by``: its front's size and ends; then which values the front of all groups is made of."""
+    x_name, y_name = metrics
+    out = []
+    for g in groups:
+        ordered = sorted(g.front, key=lambda i: g.points[i, 0])
+        lo, hi = ordered[0], ordered[-1]
+        ends = (f"from {g.labels[lo]} ({x_name} {g.points[lo, 0]:.3f}, {y_name} {g.points[lo, 1]:.3f}) to "
+                f"{g.labels[hi]} ({x_name} {g.points[hi, 0]:.3f}, {y_name} {g.points[hi, 1]:.3f})"
+                if lo != hi else f"{g.labels[lo]} ({x_name} {g.points[lo, 0]:.3f}, {y_name} {g.points[lo, 1]:.3f})")
+        out.append(f"{by.short}={g.value}: {len(g.front)} of {len(g.labels)} conditions on its {y_name}-{x_name} "
+                   f"front, {ends}.")
+    everything = np.vstack([g.points for g in groups])
+    owners = [g.value for g in groups for _ in g.labels]
+    joint = pareto_indices(everything)
+    counts = {v: sum(owners[i] == v for i in joint) for v in dict.fromkeys(owners)}
+    share = ", ".join(f"{v} {n}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    out.append(f"The {y_name}-{x_name} front of all {by.short} values together has {len(joint)} conditions: {share}.")
     return out
 
 
