@@ -46,13 +46,23 @@ def test_a_dropped_interrupt_is_remembered_and_raised_at_the_next_safe_point():
 def test_install_forgets_an_earlier_interrupt_and_leaves_an_ignored_sigint_ignored():
     interrupts.install()
     _sigint_swallowed()
+    assert interrupts.interrupted()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starting a background job (the fixture restores it)
+    interrupts.install()
+    assert not interrupts.interrupted() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    interrupts.uninstall()  # not ours: left ignored
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_uninstall_forgets_the_interrupt_so_later_library_calls_run():
+    """After a command has acted on a Ctrl-C, code run later in the same process (a training loop's
+    raise_if_interrupted, say, in a notebook or the next test) must not stop for it."""
+    interrupts.install()
+    _sigint_swallowed()
+    assert interrupts.interrupted()
     interrupts.uninstall()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        interrupts.install()
-        assert not interrupts.interrupted() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    assert not interrupts.interrupted()
+    interrupts.raise_if_interrupted()  # raises nothing
 
 
 def test_a_command_whose_interrupt_was_dropped_exits_130(monkeypatch, capsys):

@@ -46,7 +46,10 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Restore Python's default SIGINT handler if :func:`install` set ours."""
+    """Restore Python's default SIGINT handler if :func:`install` set ours, and forget the interrupt
+    (the command that installed it has acted on it): library code run later in the same process,
+    such as a training loop's :func:`raise_if_interrupted`, must not stop for a stale Ctrl-C."""
+    _interrupted.clear()
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is _on_sigint:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
