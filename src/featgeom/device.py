@@ -10,6 +10,10 @@ Two levels use a device:
   paths equal). User-facing settings (CLI ``--device``, experiment YAML ``device:``) map
   ``"cpu"`` to the NumPy path and anything else to the torch path: :func:`compute_device`.
 
+:func:`fixed_threads` pins how many CPU threads torch work uses (torch's intra-op pool and every
+BLAS / OpenMP pool): float reductions split differently for different thread counts, so code whose
+bits must not depend on the machine (SAE training, the rho_mm search) runs inside it.
+
 Every device string is checked before any work (:func:`check_device`): an unknown string, CUDA on
 a machine without it, or a device index the machine does not have is one ConfigError naming the
 setting. Running out of accelerator memory becomes one ResourceError with the size that was asked
@@ -135,3 +139,19 @@ def _size(n_bytes: int) -> str:
     if n_bytes >= 2**30:
         return f"{n_bytes / 2**30:.2f} GiB"
     return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.1f} KiB"
+
+
+@contextmanager
+def fixed_threads(threads: int) -> Iterator[None]:
+    """Run the body with torch's intra-op threads and every BLAS / OpenMP pool at ``threads``;
+    the caller's torch thread count and pool sizes are restored afterwards, also on errors."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    with threadpool_limits(limits=threads):
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)

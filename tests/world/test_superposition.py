@@ -5,9 +5,8 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
-import torch
-from threadpoolctl import threadpool_limits
 
+from featgeom.device import fixed_threads
 from featgeom.errors import ConfigError
 from featgeom.world import build_world, preset
 from featgeom.world.superposition import (
@@ -27,13 +26,8 @@ def built_rho_mm(config) -> float:
     """rho_mm of the world build_world gives for ``config``, built on one torch / BLAS thread as the
     search computes it (the orthogonalisation's float rounding depends on the thread count, and
     earlier tests in the same process may have left torch at another one)."""
-    threads = torch.get_num_threads()
-    with threadpool_limits(limits=1):
-        torch.set_num_threads(1)
-        try:
-            return build_world(config).rho_mm()
-        finally:
-            torch.set_num_threads(threads)
+    with fixed_threads(1):
+        return build_world(config).rho_mm()
 
 
 def test_geometry_rho_mm_is_the_built_worlds(tiny):

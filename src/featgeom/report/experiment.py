@@ -74,7 +74,6 @@ RECOVERY_PANELS = (("recovery of true features", ("mcc", "f1", "precision", "rec
                    ("active latents per input (L0)", ("l0", "true_l0")),
                    ("dead latents", ("dead_fraction",)))
 RELATIVE = ("n_pairs", "l0", "true_l0", "mse", "normalized_mse")  # metrics whose flatness is judged relative
-DEFAULT_OBJECTIVES = {"recovery": ("explained_variance", "mcc")}  # when the analysis registry is unavailable
 SPECIALISTS = {"explained_variance": "reconstruction specialist", "1 - normalized_mse": "reconstruction specialist",
                "mcc": "interpretability specialist"}
 # After the page has loaded, count the figures the browser decoded (checked by the browser test).
@@ -458,10 +457,10 @@ def recovery_view(out: Path, stem: str, config: dict[str, Any], table: Table) ->
             front = pareto_indices(points)
             figures.append(pareto_figure(out, stem, points, names, front, objectives))
             items += pareto_findings(points, names, front, objectives)
-    tradeoff = tradeoff_groups(table, _registered_tradeoff("recovery"))
+    tradeoff = tradeoff_groups(table, _registered("recovery", "tradeoff"))
     if tradeoff is not None:
-        figures.append(tradeoff_figure(out, stem, table, *tradeoff))
-        items += tradeoff_findings(table, *tradeoff)
+        figures.append(tradeoff_figure(out, stem, *tradeoff))
+        items += tradeoff_findings(*tradeoff)
     return figures, items
 
 
@@ -800,10 +799,10 @@ def pair_matrix_findings(axis: Axis, matrices: dict[str, np.ndarray], mode: str,
 
 def pareto_objectives(config: dict[str, Any], analysis: str, table: Table) -> tuple[str, str] | None:
     """(x metric, y metric) the analysis declares as objectives (both maximised): the config entry's
-    'objectives', else the analysis registry's, else DEFAULT_OBJECTIVES; 'explained_variance' falls
+    'objectives', else the analysis registry's; 'explained_variance' falls
     back to '1 - normalized_mse' when only that is measured. None without two measured objectives."""
     entry = next((a for a in config.get("analyses", []) or [] if isinstance(a, dict) and a.get("name") == analysis), {})
-    declared = tuple(entry.get("objectives") or _registered_objectives(analysis))
+    declared = tuple(entry.get("objectives") or _registered(analysis, "objectives"))
     if len(declared) < 2:
         return None
     chosen = []
@@ -816,13 +815,13 @@ def pareto_objectives(config: dict[str, Any], analysis: str, table: Table) -> tu
     return chosen[0], chosen[1]
 
 
-def _registered_objectives(analysis: str) -> tuple[str, ...]:
-    try:
-        from featgeom.experiments.analyses import ANALYSES
-    except ImportError:  # pragma: no cover - the registry is part of the package
-        return DEFAULT_OBJECTIVES.get(analysis, ())
+def _registered(analysis: str, declaration: str) -> tuple[str, ...]:
+    """What the analysis registry declares for ``analysis`` ('objectives' or 'tradeoff'); () for an
+    analysis it does not hold."""
+    from featgeom.experiments.analyses import ANALYSES
+
     found = ANALYSES.get(analysis)
-    return found.objectives if found is not None else DEFAULT_OBJECTIVES.get(analysis, ())
+    return getattr(found, declaration) if found is not None else ()
 
 
 def _objective_values(table: Table, metric: str) -> np.ndarray | None:
@@ -890,13 +889,6 @@ def pareto_findings(points: np.ndarray, names: list[str], front: np.ndarray,
     return out
 
 
-def _registered_tradeoff(analysis: str) -> tuple[str, ...]:
-    from featgeom.experiments.analyses import ANALYSES
-
-    found = ANALYSES.get(analysis)
-    return found.tradeoff if found is not None else ()
-
-
 @dataclass(frozen=True)
 class TradeoffGroup:
     """The conditions of one value of the grouping axis: their labels by the other axes and the
@@ -934,8 +926,7 @@ def tradeoff_groups(table: Table, metrics: Sequence[str]) -> tuple[Axis, tuple[s
     return by, (metrics[0], metrics[1]), groups
 
 
-def tradeoff_figure(out: Path, stem: str, table: Table, by: Axis, metrics: tuple[str, str],
-                    groups: list[TradeoffGroup]) -> str:
+def tradeoff_figure(out: Path, stem: str, by: Axis, metrics: tuple[str, str], groups: list[TradeoffGroup]) -> str:
     """One colour per value of ``by``: its conditions in grid order (thin line) and its front (markers
     joined in order of the x metric), each point labelled with the other axes' values."""
     plt = _plt()
@@ -959,7 +950,7 @@ def tradeoff_figure(out: Path, stem: str, table: Table, by: Axis, metrics: tuple
     return _save(fig, out, stem, "tradeoff", caption)
 
 
-def tradeoff_findings(table: Table, by: Axis, metrics: tuple[str, str], groups: list[TradeoffGroup]) -> list[str]:
+def tradeoff_findings(by: Axis, metrics: tuple[str, str], groups: list[TradeoffGroup]) -> list[str]:
     """Per value of ``by``: its front's size and ends; then which values the front of all groups is made of."""
     x_name, y_name = metrics
     out = []

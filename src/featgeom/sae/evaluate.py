@@ -237,8 +237,7 @@ def evaluate_trained(trained: Any, family: Any, member: str | int, num_samples: 
     member and ``cross_member`` is False (a cross-member evaluation measures transfer, not the
     SAE's own quality, so it must be asked for).
     """
-    from featgeom.device import torch_device
-    from featgeom.sae.resources import fixed_threads
+    from featgeom.device import fixed_threads, torch_device
     from featgeom.sae.train import family_id_of
 
     fid, name = family_id_of(family), family.member(member).name

@@ -1,6 +1,6 @@
 """What a training run takes from the machine: a fixed thread count, and memory checked beforehand.
 
-:func:`fixed_threads` runs training with torch's intra-op threads and every BLAS / OpenMP pool
+:func:`featgeom.device.fixed_threads` runs training with torch's intra-op threads and every BLAS / OpenMP pool
 (threadpoolctl) at ``SAETrainConfig.threads``, restoring the caller's settings afterwards: the
 floating-point reductions of some ops (TopK's auxiliary loss among them) are split differently
 for different thread counts, so the count is part of a run's id and never taken from the caller.
@@ -36,21 +36,6 @@ HUNGARIAN_FLOATS = 3  # per (latent, feature) pair: |cos| in float32, 1 - |cos| 
 MEMINFO = "/proc/meminfo"
 CGROUP_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
                 ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
-
-
-@contextmanager
-def fixed_threads(threads: int) -> Iterator[None]:
-    """Run the body with torch's intra-op threads and every BLAS / OpenMP pool at ``threads``;
-    the caller's torch thread count and pool sizes are restored afterwards, also on errors."""
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    with threadpool_limits(limits=threads):
-        torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
 
 
 def estimate_bytes(cfg: SAETrainConfig, d_in: int, num_features: int, calibration_samples: int) -> int:

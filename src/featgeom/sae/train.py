@@ -9,7 +9,7 @@ gradient norm to 1 (as SAELens's trainer); lr schedule from SAELens's ``get_lr_s
 the L0 controller adapts the sparsity coefficient (standard / gated / jumprelu); latents that
 have not fired for ``dead_window`` samples are "dead" (fed to the TopK aux / JumpReLU pre-act
 loss, or resampled).  Everything runs on ``cfg.threads`` threads whatever the caller's setting
-(:func:`featgeom.sae.resources.fixed_threads`), so the id determines the bits.  With a store,
+(:func:`featgeom.device.fixed_threads`), so the id determines the bits.  With a store,
 the whole state is checkpointed every ``cfg.checkpoint_interval`` samples (10% by default) and
 a rerun resumes from the newest checkpoint, ending bit-identical to an uninterrupted run.
 ``snapshots`` (fractions of the training) keep the inference SAE of the same run after
@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from featgeom.device import device_memory
+from featgeom.device import device_memory, fixed_threads
 from featgeom.errors import ConfigError, DataError, ResourceError, ShapeError
 from featgeom.family.family import SyntheticModelFamily
 from featgeom.interrupts import raise_if_interrupted
@@ -53,7 +53,7 @@ from featgeom.sae.control import L0Controller
 from featgeom.sae.data import ArrayStream, MemberStream, check_activations, eval_row_count, split_rows
 from featgeom.sae.evaluate import EVAL_BATCH, check_eval_samples, evaluate_on_member, evaluate_reconstruction
 from featgeom.sae.progress import progress_reporter
-from featgeom.sae.resources import check_memory, estimate_bytes, fixed_threads, training_device
+from featgeom.sae.resources import check_memory, estimate_bytes, training_device
 from featgeom.sae.sparse import sparse_forward_pass, supports_sparse
 from featgeom.store.artifacts import artifact_id, canonical_json
 

@@ -58,9 +58,7 @@ def _cached_rho_mm(num_features: int, hidden_dim: int, seed: int, steps_lr: tupl
                    bias: float) -> float:
     """rho_mm of the feature dictionary of a world with these geometry fields (see geometry_rho_mm),
     computed on one torch / BLAS thread so that the value does not depend on the machine's cores."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
+    from featgeom.device import fixed_threads
     from featgeom.world.build import feature_dictionary
     from featgeom.world.config import OrthogonalizationSpec
     from featgeom.world.geometry import rho_mm
@@ -68,13 +66,8 @@ def _cached_rho_mm(num_features: int, hidden_dim: int, seed: int, steps_lr: tupl
     spec = None if steps_lr is None else OrthogonalizationSpec(*steps_lr)
     config = WorldConfig(num_features=num_features, hidden_dim=hidden_dim, seed=seed, orthogonalization=spec,
                          bias=bias)
-    threads = torch.get_num_threads()
-    with threadpool_limits(limits=1):
-        torch.set_num_threads(1)
-        try:
-            return rho_mm(feature_dictionary(config).feature_vectors.detach().numpy())
-        finally:
-            torch.set_num_threads(threads)
+    with fixed_threads(1):
+        return rho_mm(feature_dictionary(config).feature_vectors.detach().numpy())
 
 
 def hidden_dim_for_rho_mm(config: WorldConfig, target: float, tolerance: float = TOLERANCE,
